@@ -47,7 +47,27 @@ class Settings(BaseSettings):
     # Retrieval
     top_k: int = Field(5, description="Passages returned by default.")
     candidates: int = Field(40, description="Candidates taken from each of the dense and lexical retrievers before fusion.")
-    rrf_k: int = Field(60, description="Reciprocal-rank-fusion constant.")
+    rrf_k: int = Field(10, description="Reciprocal-rank-fusion constant.")
+
+    # Chat model
+    llm_backend: Literal["auto", "openai", "local", "extractive"] = Field(
+        "auto",
+        description="`auto`: the server at `llm_base_url` if set, else the local model if installed, else extractive answers; "
+        "`openai`: the OpenAI-compatible server at `llm_base_url`; `local`: a llama.cpp server started for `local_model`; "
+        "`extractive`: no language model.",
+    )
+    llm_base_url: str | None = Field(None, description="OpenAI-compatible chat endpoint, e.g. http://127.0.0.1:8081/v1 (takes precedence in `auto`).")
+    llm_api_key: str = Field("not-needed", description="API key sent to the chat endpoint.")
+    llm_model: str = Field("local", description="Model name sent to the chat endpoint.")
+    llm_timeout: float = Field(120.0, description="Seconds to wait for the chat server to connect or send the next token.")
+    llm_max_retries: int = Field(3, description="Retries (after the first attempt) of a chat request that fails before its first token: 429, 5xx, timeout, connection error.")
+    local_model: str = Field(
+        "qwen2.5-coder-1.5b",
+        description="Local model: a name installed by `make model` (`<models_dir>/<name>.gguf`) or a path to a `.gguf` file.",
+    )
+    models_dir: Path | None = Field(None, description="Where local GGUF models live (default: `<data_dir>/models`).")
+    llm_context: int = Field(4096, description="Context window (tokens) of the local model server.")
+    llm_threads: int | None = Field(None, description="CPU threads of the local model server (default: all cores).")
 
     model_config["protected_namespaces"] = ()
 
@@ -62,6 +82,22 @@ class Settings(BaseSettings):
     @property
     def bm25_dir(self) -> Path:
         return self.data_dir / "bm25"
+
+    @property
+    def models_path(self) -> Path:
+        """``models_dir``, or ``<data_dir>/models`` when unset."""
+        return self.models_dir if self.models_dir is not None else self.data_dir / "models"
+
+    @property
+    def local_model_path(self) -> Path:
+        """The GGUF file of ``local_model``."""
+        if self.local_model.endswith(".gguf"):
+            return Path(self.local_model)
+        return self.models_path / f"{self.local_model}.gguf"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.data_dir / "logs"
 
 
 @lru_cache(maxsize=1)

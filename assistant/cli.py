@@ -1,0 +1,160 @@
+"""The ``policylab`` command line: a thin face over ingest, retrieval and answering."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from assistant.settings import get_settings
+
+app = typer.Typer(help="Policy Lab Assistant: cited answers from your cultural-diplomacy library.", no_args_is_help=True)
+console = Console()
+errors = Console(stderr=True)
+
+FilterOption = Annotated[
+    Optional[list[str]],
+    typer.Option("--filter", "-f", help="Metadata filter key=value (doc_type, country, region, language, publisher, title, source_file); repeatable."),
+]
+YearOption = Annotated[Optional[str], typer.Option("--year", help="Year range FROM:TO, e.g. 2020:2026 (either end optional).")]
+
+
+def _fail(message: str, code: int = 1) -> None:
+    errors.print(f"[bold red]Error:[/] {message}")
+    raise typer.Exit(code)
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show debug logging.")] = False) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders (walked recursively).")],
+    owner: Annotated[str, typer.Option(help="Make the documents private to this user (default: shared library).")] = "",
+    wait: Annotated[float, typer.Option(help="Seconds to wait if another ingest is running (default: refuse at once).")] = 0.0,
+) -> None:
+    """Index PDF, DOCX, TXT, Markdown and HTML files; prints a summary and exits 1 if any file failed."""
+    from ingest.pipeline import IngestBusyError, ingest_paths
+    from ingest.vectors import VectorStoreUnavailable
+
+    settings = get_settings()
+    for path in paths:
+        if not path.exists():
+            _fail(f"{path} does not exist.")
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=errors, transient=False) as progress:
+        files_task = progress.add_task("files", total=None)
+        chunk_task = progress.add_task("pages → chunks", total=None)
+
+        def on_progress(event: str, done: int, total: int) -> None:
+            if event == "file":
+                progress.update(files_task, completed=done, total=total)
+                progress.update(chunk_task, completed=0, total=None, description="pages → chunks")
+            elif event == "pages":
+                progress.update(chunk_task, description=f"{total} pages → chunks")
+            else:
+                progress.update(chunk_task, completed=done, total=total)
+
+        try:
+            results = ingest_paths(paths, settings, owner=owner, progress=on_progress, lock_timeout=wait)
+        except (IngestBusyError, VectorStoreUnavailable) as exc:
+            _fail(str(exc))
+    table = Table(title="Ingest summary")
+    for column in ("file", "pages", "chunks", "status", "details"):
+        table.add_column(column, overflow="fold")
+    for r in results:
+        style = {"failed": "red", "skipped": "yellow", "unchanged": "dim"}.get(r.status, "green")
+        details = r.reason or "; ".join(r.warnings)
+        table.add_row(str(r.path), str(r.pages), str(r.chunks), f"[{style}]{r.status}[/]", details)
+    console.print(table)
+    failed = [r for r in results if r.failed]
+    indexed = sum(r.status in {"indexed", "replaced"} for r in results)
+    console.print(f"{indexed} indexed, {sum(r.status == 'unchanged' for r in results)} unchanged, {len(failed)} failed.")
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def search(
+    question: Annotated[str, typer.Argument(help="What to look for, in any language.")],
+    k: Annotated[int, typer.Option("-k", help="Number of passages.")] = 5,
+    filter: FilterOption = None,  # noqa: A002 (CLI option name)
+    year: YearOption = None,
+    as_user: Annotated[str, typer.Option("--as-user", help="Also search this user's private uploads.")] = "",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Print the best passages with document, page or section, and score."""
+    from assistant.retrieval import Retriever, SearchFilters, passages_to_json
+    from ingest.vectors import VectorStoreUnavailable
+
+    try:
+        filters = SearchFilters.parse(filter, year)
+    except ValueError as exc:
+        _fail(str(exc))
+    if not question.strip():
+        _fail("The question is empty: type what you are looking for.")
+    try:
+        passages = Retriever(get_settings()).search(question, k=k, filters=filters, viewer=as_user)
+    except VectorStoreUnavailable as exc:
+        _fail(str(exc))
+    if as_json:
+        print(passages_to_json(passages))
+        return
+    if not passages:
+        console.print("No passage found (is the library empty, or are the filters too narrow? See `policylab library`).")
+        return
+    for rank, p in enumerate(passages, start=1):
+        snippet = " ".join(p.text.split())
+        snippet = snippet[:400] + ("…" if len(snippet) > 400 else "")
+        console.print(f"[bold]{rank}. {p.title}[/] ({p.year or 'n.d.'}) — {p.location}  [dim]score {p.score:.4f}[/]")
+        console.print(f"   [dim]{p.source_file}[/]\n   {snippet}\n", highlight=False)
+
+
+@app.command()
+def library(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List the indexed documents and their metadata."""
+    from ingest.library import Library
+
+    docs = Library.open(get_settings()).documents()
+    if as_json:
+        print(json.dumps([d.to_dict() for d in docs], ensure_ascii=False, indent=2))
+        return
+    table = Table(title=f"Library: {len(docs)} documents")
+    for column in ("file", "title", "publisher", "year", "type", "country/region", "lang", "pages", "chunks", "owner"):
+        table.add_column(column, overflow="fold")
+    for d in docs:
+        table.add_row(d.source_file, d.title, d.publisher, str(d.year or ""), d.doc_type, d.country or d.region,
+                      d.language, str(d.pages), str(d.chunks), d.owner or "shared")
+    console.print(table)
+
+
+@app.command()
+def remove(document: Annotated[str, typer.Argument(help="File name or document id (see `policylab library`).")]) -> None:
+    """Remove a document and all its passages from the index."""
+    from ingest.library import Library
+    from ingest.pipeline import IngestBusyError  # noqa: F401 (same lock discipline as ingest)
+    from filelock import FileLock, Timeout
+
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with FileLock(str(settings.data_dir / "ingest.lock"), timeout=30):
+            removed = Library.open(settings).remove(document)
+    except Timeout:
+        _fail("An ingest is running on this data directory; try again when it has finished.")
+    if removed is None:
+        _fail(f"No document {document!r} in the library; `policylab library` lists them.")
+    console.print(f"Removed {removed.source_file} ({removed.chunks} passages).")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,195 @@
+"""Hybrid retrieval: dense (Chroma + e5) and lexical (BM25) fused by reciprocal rank.
+
+Metadata filters and visibility (shared library + the viewer's own uploads) are
+resolved once into a set of allowed documents and applied to both retrievers, so a
+private document can never surface for another user. Near-duplicate passages are
+collapsed so the top k is diverse.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+
+from assistant.language import detect_language
+from assistant.query_plan import retrieval_queries
+from assistant.settings import Settings
+from assistant.types import DocumentInfo, Passage
+from ingest.library import Library
+
+log = logging.getLogger(__name__)
+
+FILTER_FIELDS = ("doc_type", "country", "region", "language", "publisher", "title", "source_file")
+DUPLICATE_JACCARD = 0.8
+LEXICAL_WEIGHT = 1.0
+CROSS_LINGUAL_LEXICAL_WEIGHT = 0.1
+
+
+@dataclass
+class SearchFilters:
+    """Metadata filters. Text fields match case-insensitively as substrings ("article" matches
+    "article on national diplomacy strategy"); ``country`` also matches the region field."""
+
+    fields: dict[str, str] = field(default_factory=dict)
+    year_from: int | None = None
+    year_to: int | None = None
+    doc_ids: set[str] | None = None
+
+    @classmethod
+    def parse(cls, pairs: list[str] | None = None, year: str | None = None) -> "SearchFilters":
+        """From CLI-style ``key=value`` pairs and a ``FROM:TO`` year range (either end optional)."""
+        fields: dict[str, str] = {}
+        for pair in pairs or []:
+            key, sep, value = pair.partition("=")
+            key = key.strip().lower().replace("-", "_")
+            if not sep or not value.strip():
+                raise ValueError(f"Filter {pair!r} must look like key=value, e.g. country=Vietnam.")
+            if key not in FILTER_FIELDS:
+                raise ValueError(f"Unknown filter {key!r}; use one of: {', '.join(FILTER_FIELDS)}.")
+            fields[key] = value.strip()
+        year_from = year_to = None
+        if year:
+            start, sep, end = year.partition(":")
+            try:
+                year_from = int(start) if start.strip() else None
+                year_to = int(end) if sep and end.strip() else (year_from if not sep else None)
+            except ValueError as exc:
+                raise ValueError(f"Year range {year!r} must look like 2020:2026, 2020: or :2005.") from exc
+        return cls(fields, year_from, year_to)
+
+    def is_empty(self) -> bool:
+        return not self.fields and self.year_from is None and self.year_to is None and self.doc_ids is None
+
+    def matches(self, info: DocumentInfo) -> bool:
+        if self.doc_ids is not None and info.doc_id not in self.doc_ids:
+            return False
+        for key, wanted in self.fields.items():
+            wanted_l = wanted.lower()
+            values = [getattr(info, key, "")]
+            if key == "country":
+                values.append(info.region)
+            if not any(wanted_l in str(v or "").lower() for v in values):
+                return False
+        if self.year_from is not None and (info.year is None or info.year < self.year_from):
+            return False
+        if self.year_to is not None and (info.year is None or info.year > self.year_to):
+            return False
+        return True
+
+
+def _shingles(text: str) -> set[str]:
+    words = re.findall(r"\w+", text.lower())
+    return {" ".join(words[i : i + 3]) for i in range(max(1, len(words) - 2))}
+
+
+def _jaccard(a: set[str], b: set[str]) -> float:
+    return len(a & b) / len(a | b) if a and b else 0.0
+
+
+class Retriever:
+    """Search the library; thread-safe for concurrent readers."""
+
+    def __init__(self, settings: Settings, library: Library | None = None) -> None:
+        self.settings = settings
+        self.library = library or Library.open(settings)
+        self._lock = threading.Lock()
+        self.last_timings: dict[str, float] = {}
+
+    def refresh(self) -> None:
+        """Reload the BM25 index if another process changed the library."""
+        with self._lock:
+            if not self.library.lexical_in_sync():
+                from ingest.lexical import LexicalIndex
+
+                self.library.lexical = LexicalIndex(self.settings.bm25_dir)
+                if not self.library.lexical_in_sync():
+                    self.library.rebuild_lexical()
+
+    def allowed_documents(self, filters: SearchFilters | None, viewer: str | None) -> dict[str, DocumentInfo]:
+        docs = self.library.documents(viewer="" if viewer is None else viewer)
+        return {d.doc_id: d for d in docs if filters is None or filters.matches(d)}
+
+    def _fused_ranking(
+        self, query: str, n: int, doc_ids: list[str] | None, allowed_chunks: set[str] | None
+    ) -> tuple[list[str], dict[str, dict]]:
+        """Chunk ids for one query, best first, and per-chunk ranking evidence."""
+        vector = self.library.vectors.embeddings.embed_query(query)
+        dense = self.library.vectors.query(vector, n, doc_ids)
+        lexical = self.library.lexical.search(query, n, allowed_chunks)
+        lexical_weight = LEXICAL_WEIGHT if detect_language(query) == "en" else CROSS_LINGUAL_LEXICAL_WEIGHT
+        fused: dict[str, float] = {}
+        evidence: dict[str, dict] = {}
+        for rank, (cid, score) in enumerate(dense, start=1):
+            fused[cid] = fused.get(cid, 0.0) + 1.0 / (self.settings.rrf_k + rank)
+            evidence.setdefault(cid, {}).update(dense_rank=rank, dense_score=score)
+        for rank, (cid, _score) in enumerate(lexical, start=1):
+            fused[cid] = fused.get(cid, 0.0) + lexical_weight / (self.settings.rrf_k + rank)
+            evidence.setdefault(cid, {})["lexical_rank"] = rank
+        return sorted(fused, key=fused.__getitem__, reverse=True), evidence
+
+    def search(
+        self, query: str, k: int | None = None, filters: SearchFilters | None = None, viewer: str | None = None,
+        candidates: int | None = None, mode: str = "ask",
+    ) -> list[Passage]:
+        """The ``k`` best passages for ``query`` among documents visible to ``viewer`` ("" or None: shared only).
+
+        ``mode`` "brief"/"draft"/"synthesis" also searches one query per facet of the output
+        (see :mod:`assistant.query_plan`) and fuses the rankings.
+        """
+        k = k or self.settings.top_k
+        n = max(candidates or self.settings.candidates, k)
+        started = time.perf_counter()
+        allowed = self.allowed_documents(filters, viewer)
+        if not allowed or not query.strip():
+            return []
+        all_visible = len(allowed) == len(self.library.store.complete_doc_ids())
+        doc_ids = None if all_visible else list(allowed)
+        allowed_chunks = None if all_visible else {r["chunk_id"] for r in self.library.store.chunk_rows(allowed.keys())}
+
+        scores: dict[str, float] = {}
+        evidence: dict[str, dict] = {}
+        for query_text in retrieval_queries(query, mode):
+            ranking, found = self._fused_ranking(query_text, n, doc_ids, allowed_chunks)
+            for rank, cid in enumerate(ranking, start=1):
+                scores[cid] = scores.get(cid, 0.0) + 1.0 / (self.settings.rrf_k + rank)
+                if cid not in evidence:
+                    evidence[cid] = found[cid]
+        ranked = sorted(scores, key=scores.__getitem__, reverse=True)
+        rows = self.library.store.chunks_by_id(ranked)
+
+        passages: list[Passage] = []
+        kept_shingles: list[set[str]] = []
+        for cid in ranked:
+            row = rows.get(cid)
+            if row is None or row["status"] != "complete" or row["doc_id"] not in allowed:
+                continue
+            shingles = _shingles(row["text"])
+            if any(_jaccard(shingles, seen) >= DUPLICATE_JACCARD for seen in kept_shingles):
+                continue
+            kept_shingles.append(shingles)
+            ev = evidence.get(cid, {})
+            passages.append(self._passage(row, allowed[row["doc_id"]], scores[cid], ev.get("dense_score"),
+                                          ev.get("dense_rank"), ev.get("lexical_rank")))
+            if len(passages) == k:
+                break
+        self.last_timings = {"retrieval_s": time.perf_counter() - started}
+        return passages
+
+    @staticmethod
+    def _passage(row, info: DocumentInfo, score: float, dense_score, dense_rank, lexical_rank) -> Passage:
+        return Passage(
+            chunk_id=row["chunk_id"], doc_id=row["doc_id"], text=row["text"], source_file=info.source_file,
+            title=info.title, publisher=info.publisher, year=info.year, doc_type=info.doc_type,
+            country=info.country, region=info.region, language=info.language, page=row["page_number"],
+            page_index=row["page_index"], section=row["section"], char_start=row["char_start"],
+            char_end=row["char_end"], score=score, dense_score=dense_score, dense_rank=dense_rank,
+            lexical_rank=lexical_rank, extra={"owner": info.owner},
+        )
+
+
+def passages_to_json(passages: list[Passage]) -> str:
+    return json.dumps([p.to_dict() for p in passages], ensure_ascii=False, indent=2)

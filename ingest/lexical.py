@@ -1,0 +1,95 @@
+"""The lexical half of hybrid search: a bm25s index persisted beside the vectors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import bm25s
+import numpy as np
+import Stemmer
+
+log = logging.getLogger(__name__)
+
+IDS_FILE = "chunk_ids.json"
+
+
+def fingerprint(chunk_ids: list[str]) -> str:
+    return hashlib.sha1("\n".join(chunk_ids).encode()).hexdigest()
+
+
+class LexicalIndex:
+    """BM25 over chunk texts (heading path included), with English stemming and stopwords."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._stemmer = Stemmer.Stemmer("english")
+        self._retriever: bm25s.BM25 | None = None
+        self.chunk_ids: list[str] = []
+        self._position: dict[str, int] = {}
+        self.fingerprint = ""
+        self._load()
+
+    def _tokenize(self, texts: list[str]) -> list[list[str]]:
+        return bm25s.tokenize(texts, stopwords="en", stemmer=self._stemmer, return_ids=False, show_progress=False)
+
+    def _load(self) -> None:
+        ids_path = self.folder / IDS_FILE
+        if not ids_path.is_file():
+            return
+        try:
+            saved = json.loads(ids_path.read_text())
+            retriever = bm25s.BM25.load(str(self.folder), show_progress=False) if saved["chunk_ids"] else None
+        except (OSError, ValueError, KeyError) as exc:
+            log.warning("Lexical index at %s is unreadable (%s); it will be rebuilt.", self.folder, exc)
+            return
+        self._retriever = retriever
+        self._set_ids(saved["chunk_ids"])
+
+    def _set_ids(self, chunk_ids: list[str]) -> None:
+        self.chunk_ids = chunk_ids
+        self._position = {cid: i for i, cid in enumerate(chunk_ids)}
+        self.fingerprint = fingerprint(chunk_ids)
+
+    def rebuild(self, chunk_ids: list[str], texts: list[str]) -> None:
+        """Index ``texts`` (one per chunk id) and save atomically (write aside, then swap)."""
+        retriever = None
+        staging = self.folder.with_name(self.folder.name + ".new")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        if chunk_ids:
+            retriever = bm25s.BM25()
+            retriever.index(self._tokenize(texts), show_progress=False)
+            retriever.save(str(staging), show_progress=False)
+        (staging / IDS_FILE).write_text(json.dumps({"chunk_ids": chunk_ids}))
+        old = self.folder.with_name(self.folder.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        if self.folder.exists():
+            self.folder.rename(old)
+        staging.rename(self.folder)
+        shutil.rmtree(old, ignore_errors=True)
+        self._retriever = retriever
+        self._set_ids(chunk_ids)
+
+    def search(self, query: str, n: int, allowed: set[str] | None = None) -> list[tuple[str, float]]:
+        """Up to ``n`` (chunk id, BM25 score) pairs with a positive score, best first."""
+        if self._retriever is None or not self.chunk_ids:
+            return []
+        tokens = self._tokenize([query])
+        if not tokens[0]:
+            return []
+        mask = None
+        if allowed is not None:
+            mask = np.zeros(len(self.chunk_ids), dtype=np.float32)
+            for cid in allowed:
+                pos = self._position.get(cid)
+                if pos is not None:
+                    mask[pos] = 1.0
+            if not mask.any():
+                return []
+        k = min(n, len(self.chunk_ids))
+        docs, scores = self._retriever.retrieve(tokens, k=k, show_progress=False, weight_mask=mask)
+        return [(self.chunk_ids[int(d)], float(s)) for d, s in zip(docs[0], scores[0]) if s > 0]

@@ -1,0 +1,102 @@
+"""The library as one object: the SQLite store, the Chroma vectors and the BM25 index together."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from assistant.embeddings import make_embeddings
+from assistant.settings import Settings
+from assistant.types import DocumentInfo
+from ingest.lexical import LexicalIndex, fingerprint
+from ingest.store import LibraryStore
+from ingest.types import Chunk, Page
+from ingest.vectors import VectorIndex
+
+log = logging.getLogger(__name__)
+
+
+def embed_text(section: str, text: str) -> str:
+    return f"{section}\n{text}" if section else text
+
+
+class Library:
+    """Everything indexed under one data directory."""
+
+    def __init__(self, settings: Settings, store: LibraryStore, vectors: VectorIndex, lexical: LexicalIndex) -> None:
+        self.settings = settings
+        self.store = store
+        self.vectors = vectors
+        self.lexical = lexical
+
+    @classmethod
+    def open(cls, settings: Settings) -> "Library":
+        embeddings = make_embeddings(settings)
+        return cls(
+            settings, LibraryStore(settings.library_db), VectorIndex(settings, embeddings), LexicalIndex(settings.bm25_dir)
+        )
+
+    # --- writing ---------------------------------------------------------
+    def recover_interrupted(self) -> list[str]:
+        """Drop documents left half-ingested by a crash; returns their file names."""
+        dropped = []
+        for info in self.store.documents(status="ingesting"):
+            self.vectors.delete_doc(info.doc_id)
+            self.store.delete(info.doc_id)
+            dropped.append(info.source_file)
+            log.warning("Removed %s, left half-ingested by an interrupted run; it will be ingested again.", info.source_file)
+        return dropped
+
+    def add_document(
+        self, info: DocumentInfo, pages: list[Page], chunks: list[Chunk],
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> None:
+        """Index one document all-or-nothing (it becomes searchable only when complete)."""
+        self.store.begin_document(info, pages, chunks)
+        try:
+            self.vectors.delete_doc(info.doc_id)
+            batch = max(1, self.settings.embedding_batch)
+            for start in range(0, len(chunks), batch):
+                part = chunks[start : start + batch]
+                vectors = self.vectors.embeddings.embed_documents([embed_text(c.section, c.text) for c in part])
+                self.vectors.upsert(part, vectors)
+                if progress:
+                    progress("chunks", start + len(part), len(chunks))
+            self.store.mark_complete(info.doc_id)
+        except BaseException:
+            self.vectors.delete_doc(info.doc_id)
+            self.store.delete(info.doc_id)
+            raise
+
+    def remove(self, reference: str, owner: str | None = None) -> DocumentInfo | None:
+        """Remove a document by id or file name (limited to ``owner``'s documents if given)."""
+        target = self.resolve(reference, owner)
+        if target is None:
+            return None
+        self.vectors.delete_doc(target.doc_id)
+        self.store.delete(target.doc_id)
+        self.rebuild_lexical()
+        return target
+
+    def resolve(self, reference: str, owner: str | None = None) -> DocumentInfo | None:
+        for info in self.store.documents(status=None):
+            if owner is not None and info.owner != owner:
+                continue
+            if reference in (info.doc_id, info.source_file, info.path):
+                return info
+        return None
+
+    # --- lexical index ---------------------------------------------------
+    def lexical_in_sync(self) -> bool:
+        ids = [r["chunk_id"] for r in self.store.chunk_rows()]
+        return self.lexical.fingerprint == fingerprint(ids)
+
+    def rebuild_lexical(self) -> None:
+        rows = self.store.chunk_rows()
+        self.lexical.rebuild([r["chunk_id"] for r in rows], [embed_text(r["section"], r["text"]) for r in rows])
+
+    # --- reading -----------------------------------------------------------
+    def documents(self, viewer: str | None = None) -> list[DocumentInfo]:
+        """Complete documents visible to ``viewer`` (shared ones, plus the viewer's own; all if None)."""
+        docs = self.store.documents()
+        return docs if viewer is None else [d for d in docs if d.owner in ("", viewer)]

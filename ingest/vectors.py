@@ -1,0 +1,124 @@
+"""The dense half of hybrid search: a Chroma collection, embedded or on a `chroma run` server."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import chromadb
+from chromadb.api.types import Documents, EmbeddingFunction
+from langchain_core.embeddings import Embeddings
+
+from assistant.settings import Settings
+from ingest.types import Chunk
+
+log = logging.getLogger(__name__)
+
+
+class VectorStoreUnavailable(RuntimeError):
+    """Chroma cannot be reached; the message says where and what to do."""
+
+
+class _ChromaEmbeddingFunction(EmbeddingFunction[Documents]):
+    """Hands Chroma our embedder so it never falls back to its downloading default."""
+
+    def __init__(self, embeddings: Embeddings) -> None:
+        self._embeddings = embeddings
+
+    def __call__(self, input: Documents) -> list[list[float]]:  # noqa: A002 (Chroma's signature)
+        return self._embeddings.embed_documents(list(input))
+
+    @staticmethod
+    def name() -> str:
+        return "policylab"
+
+    def get_config(self) -> dict:
+        return {}
+
+    @staticmethod
+    def build_from_config(config: dict) -> "_ChromaEmbeddingFunction":
+        raise NotImplementedError("The policylab embedding function is provided by the application.")
+
+
+def make_client(settings: Settings) -> chromadb.ClientAPI:
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False)
+    if settings.chroma_mode == "server":
+        try:
+            client = chromadb.HttpClient(host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings)
+            client.heartbeat()
+        except Exception as exc:  # chromadb raises several types for a refused connection
+            raise VectorStoreUnavailable(
+                f"Cannot reach the Chroma server at {settings.chroma_host}:{settings.chroma_port} ({exc.__class__.__name__}). "
+                "Start it with `chroma run --path DIR --port PORT`, or set POLICYLAB_CHROMA_MODE=embedded."
+            ) from exc
+        return client
+    settings.chroma_dir.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(settings.chroma_dir), settings=chroma_settings)
+
+
+class VectorIndex:
+    """Chunk vectors in one Chroma collection, keyed by chunk id, with doc_id metadata."""
+
+    def __init__(self, settings: Settings, embeddings: Embeddings) -> None:
+        self.settings = settings
+        self.embeddings = embeddings
+        self._client = make_client(settings)
+        self._collection = self._client.get_or_create_collection(
+            name=settings.collection,
+            embedding_function=_ChromaEmbeddingFunction(embeddings),
+            metadata={"hnsw:space": "cosine"},
+        )
+
+    def _guard(self, action: str, call):
+        try:
+            return call()
+        except VectorStoreUnavailable:
+            raise
+        except Exception as exc:
+            if self.settings.chroma_mode == "server" and _is_connection_error(exc):
+                raise VectorStoreUnavailable(
+                    f"Chroma server at {self.settings.chroma_host}:{self.settings.chroma_port} did not answer while "
+                    f"trying to {action}. Check that `chroma run` is up; the request can be retried."
+                ) from exc
+            raise
+
+    def count(self) -> int:
+        return self._guard("count vectors", self._collection.count)
+
+    def upsert(self, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]) -> None:
+        if not chunks:
+            return
+        self._guard(
+            "store vectors",
+            lambda: self._collection.upsert(
+                ids=[c.chunk_id for c in chunks],
+                embeddings=[list(v) for v in vectors],
+                metadatas=[{"doc_id": c.doc_id, "page_index": c.page_index} for c in chunks],
+            ),
+        )
+
+    def delete_doc(self, doc_id: str) -> None:
+        self._guard("delete vectors", lambda: self._collection.delete(where={"doc_id": doc_id}))
+
+    def ids_for_doc(self, doc_id: str) -> list[str]:
+        return self._guard("list vectors", lambda: self._collection.get(where={"doc_id": doc_id}, include=[])["ids"])
+
+    def query(self, vector: Sequence[float], n: int, doc_ids: Sequence[str] | None = None) -> list[tuple[str, float]]:
+        """(chunk id, cosine similarity) of the ``n`` nearest chunks, limited to ``doc_ids`` if given."""
+        where = None
+        if doc_ids is not None:
+            if not doc_ids:
+                return []
+            where = {"doc_id": {"$in": list(doc_ids)}}
+        result = self._guard(
+            "search",
+            lambda: self._collection.query(query_embeddings=[list(vector)], n_results=n, where=where, include=["distances"]),
+        )
+        return [(cid, 1.0 - float(dist)) for cid, dist in zip(result["ids"][0], result["distances"][0])]
+
+
+def _is_connection_error(exc: Exception) -> bool:
+    text = f"{exc.__class__.__name__} {exc}".lower()
+    return any(word in text for word in ("connect", "refused", "timeout", "unreachable", "could not connect"))
