@@ -46,12 +46,12 @@ def load_document(path: Path, max_file_mb: float = 100.0, ocr: str = "auto") -> 
             f"unsupported file type {shown}; supported types are {', '.join(SUPPORTED_SUFFIXES)} "
             "(convert the file to one of them)"
         )
-    _check_size(path, max_file_mb)
+    check_size(path, max_file_mb)
     logger.debug("loading %s with the %s loader", path, suffix)
     return loader(path, ocr)
 
 
-def _check_size(path: Path, max_file_mb: float) -> None:
+def check_size(path: Path, max_file_mb: float) -> None:
     try:
         info = os.stat(path)
     except FileNotFoundError:

@@ -18,7 +18,7 @@ from assistant.settings import Settings
 from ingest.catalog import content_hash, describe, doc_id_for, load_catalog
 from ingest.chunk import chunk_document
 from ingest.library import Library
-from ingest.loaders import SUPPORTED_SUFFIXES, load_document
+from ingest.loaders import SUPPORTED_SUFFIXES, check_size, load_document
 from ingest.types import IngestError
 
 log = logging.getLogger(__name__)
@@ -130,6 +130,7 @@ def _ingest_one(
         source_file = safe_source_name(name)
         if not path.is_file():
             raise IngestError("file not found")
+        check_size(path, settings.max_file_mb)  # before hashing: an over-size file is never read
         file_hash = content_hash(path)
         existing = lib.store.find(source_file, owner)
         if existing and existing.content_hash == file_hash and existing.status == "complete":

@@ -1,0 +1,99 @@
+"""The citation verifier against crafted cases, with the real e5 embedder."""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant.citations import CitationVerifier, split_sentences
+from assistant.embeddings import E5Embeddings
+from assistant.types import Passage
+
+FUND = (
+    "### Article 15\n\n1. A Fund for the Protection of the World Cultural and Natural Heritage of Outstanding "
+    "Universal Value, called “the World Heritage Fund”, is hereby established. 2. The Fund shall constitute a "
+    "trust fund, in conformity with the provisions of the Financial Regulations of UNESCO."
+)
+REPORTS = (
+    "Parties shall provide appropriate information in their reports to UNESCO every four years on measures taken "
+    "to protect and promote the diversity of cultural expressions within their territory and at the international level."
+)
+LAB = (
+    "Between 10-13 June 2024, 18 participants from the independent arts sector and the government sector across "
+    "Asia and Europe gathered in Prague, Czech Republic for the second edition of ASEF LinkUp."
+)
+
+
+def passage(text: str, n: int, page: int | None = None) -> Passage:
+    return Passage(
+        chunk_id=f"c{n}", doc_id=f"d{n}", text=text, source_file=f"doc{n}.md", title=f"Doc {n}", publisher="UNESCO",
+        year=2000 + n, doc_type="convention", country="", region="global", language="en", page=page, page_index=0,
+        section="", char_start=100 * n, char_end=100 * n + len(text),
+    )
+
+
+@pytest.fixture(scope="module")
+def verifier() -> CitationVerifier:
+    return CitationVerifier(E5Embeddings())
+
+
+@pytest.fixture()
+def passages() -> list[Passage]:
+    return [passage(FUND, 1), passage(REPORTS, 2), passage(LAB, 3, page=4)]
+
+
+def test_correct_citation_is_kept_with_exact_quote(verifier, passages):
+    text, citations, report = verifier.verify("Parties report to UNESCO every four years on their measures [2].", passages)
+    assert report.kept == 1 and report.removed == 0 and report.retargeted == 0
+    assert len(citations) == 1 and citations[0].chunk_id == "c2"
+    assert citations[0].quote in REPORTS
+    start = citations[0].quote_start - passages[1].char_start
+    assert REPORTS[start : start + len(citations[0].quote)] == citations[0].quote
+    assert text.endswith("[1].")
+
+
+def test_wrong_passage_is_retargeted(verifier, passages):
+    text, citations, report = verifier.verify("The second lab met in Prague with 18 participants [1].", passages)
+    assert report.retargeted == 1 and report.kept == 0
+    assert citations[0].chunk_id == "c3" and citations[0].page == 4
+    assert "Prague" in citations[0].quote
+
+
+def test_fabricated_claim_is_removed_and_sentence_dropped(verifier, passages):
+    answer = "The World Heritage Fund was established [1]. The fund financed 312 museum roofs in Oslo [1]."
+    text, citations, report = verifier.verify(answer, passages)
+    assert report.removed == 1
+    assert report.dropped_sentences == ["The fund financed 312 museum roofs in Oslo."]
+    assert "Oslo" not in text and "World Heritage Fund" in text
+    assert [c.chunk_id for c in citations] == ["c1"]
+
+
+def test_changed_number_is_not_supported(verifier, passages):
+    text, citations, report = verifier.verify("Between 10-13 June 2024, 25 participants gathered in Prague [3].", passages)
+    assert citations == [] and report.removed == 1
+    assert "25 participants" not in text
+
+
+def test_out_of_range_marker_never_survives(verifier, passages):
+    text, citations, report = verifier.verify("Parties report every four years [7].", passages)
+    assert all(c.chunk_id in {"c1", "c2", "c3"} for c in citations)
+    assert "[7]" not in text
+
+
+def test_cross_lingual_claim_is_supported_by_english_passage(verifier, passages):
+    claim = "Les Parties fournissent tous les quatre ans à l'UNESCO des informations sur les mesures prises pour protéger la diversité des expressions culturelles [2]."
+    text, citations, report = verifier.verify(claim, passages)
+    assert report.kept == 1, report
+    assert citations[0].quote in REPORTS
+
+
+def test_markers_after_full_stop_stay_with_their_sentence():
+    text = "First claim. [1] Second claim [2]. Third.\n- bullet one. [3]\n## Head\n"
+    pieces = split_sentences(text)
+    assert "".join(pieces) == text
+    assert pieces[0] == "First claim. [1] " and pieces[3] == "- bullet one. [3]\n"
+
+
+def test_uncited_heading_lines_are_kept(verifier, passages):
+    answer = "## Context\n- The World Heritage Fund is a trust fund [1]."
+    text, citations, _ = verifier.verify(answer, passages)
+    assert text.startswith("## Context") and citations[0].chunk_id == "c1"

@@ -1,0 +1,68 @@
+"""Hybrid retrieval on the real default library (real embedder, real Chroma, real BM25)."""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant.retrieval import SearchFilters
+from conftest import DEV_SET
+from eval.metrics import gold_ranks, load_questions, recall_at
+
+pytestmark = pytest.mark.slow
+
+
+def test_recall_at_5_on_dev_set(default_retriever):
+    questions = [q for q in load_questions(DEV_SET) if q.answerable]
+    all_ranks: list[int | None] = []
+    per_question = {}
+    for q in questions:
+        passages = default_retriever.search(q.question, k=5, mode=q.mode)
+        ranks = gold_ranks([(p.source_file, p.text) for p in passages], q.gold)
+        per_question[q.id] = ranks
+        all_ranks += ranks
+    recall = recall_at(all_ranks, 5)
+    print(f"retrieval recall@5 = {recall:.3f} over {len(all_ranks)} gold quotes")
+    assert recall >= 0.9, {k: v for k, v in per_question.items() if None in v}
+    french = [q.id for q in questions if q.language == "fr"]
+    assert any(all(r is not None for r in per_question[i]) for i in french), "no French question found its evidence"
+
+
+def test_cross_lingual_question_finds_english_passage(default_retriever):
+    passages = default_retriever.search(
+        "Was bedeutet 'innere Wärme, äußere Harmonie' in der vietnamesischen Diplomatie?", k=5
+    )
+    assert any(p.source_file.startswith("wvr-culture") for p in passages)
+
+
+def test_country_filter_restricts_results(default_retriever):
+    filters = SearchFilters.parse(["country=Vietnam"])
+    passages = default_retriever.search("cultural diplomacy principles", k=5, filters=filters)
+    assert passages and {p.source_file for p in passages} == {"wvr-culture-pillar-of-comprehensive-diplomacy-vietnam.txt"}
+
+
+def test_year_and_type_filters(default_retriever):
+    filters = SearchFilters.parse(["doc_type=convention"], "1950:1975")
+    passages = default_retriever.search("protection of cultural property", k=8, filters=filters)
+    assert passages
+    assert all(p.doc_type == "convention" and 1950 <= p.year <= 1975 for p in passages)
+
+
+def test_results_are_diverse(default_retriever):
+    passages = default_retriever.search("World Heritage Fund contributions", k=5)
+    texts = [" ".join(p.text.split()) for p in passages]
+    assert len(set(texts)) == len(texts)
+
+
+def test_passage_text_is_exact_slice_of_page(default_retriever):
+    store = default_retriever.library.store
+    for p in default_retriever.search("export certificate for cultural property", k=5):
+        assert store.page_text(p.doc_id, p.page_index)[p.char_start : p.char_end] == p.text
+
+
+def test_filter_parsing_errors_are_clear():
+    with pytest.raises(ValueError, match="key=value"):
+        SearchFilters.parse(["country"])
+    with pytest.raises(ValueError, match="Unknown filter"):
+        SearchFilters.parse(["colour=red"])
+    with pytest.raises(ValueError, match="2020:2026"):
+        SearchFilters.parse(None, "last year")
