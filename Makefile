@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 8000
 export POLICYLAB_DATA_DIR ?= data
 
-.PHONY: run test setup index system-deps bench eval clean
+.PHONY: run test setup index system-deps bench eval clean llm llm-runtime model bench-llm
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -23,6 +23,39 @@ system-deps:
 	  echo "Installing Debian packages: chromium tesseract-ocr"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium tesseract-ocr >/dev/null; \
 	fi
+
+# Local chat model: `make llm` = the llama.cpp runtime + a GGUF model (LLM_MODEL=smollm2-135m for a quick one).
+LLM_MODEL ?= qwen2.5-coder-1.5b
+LLAMA_VERSION := 0.3.36
+LLM_STAMP := $(VENV)/.llm-runtime
+# llama-cpp-python has no binary wheel: it is built once per machine into LLAMA_WHEELS. The build is
+# portable AVX2 on purpose: a -march=native build on a CPU that reports AMX crashes in VMs that do not
+# enable AMX (ldtilecfg faults on the first token), and pip's own wheel cache cannot tell the two apart.
+LLAMA_WHEELS ?= $(HOME)/.cache/policylab/wheels/llama-cpp-python-$(LLAMA_VERSION)-avx2
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON \
+  -DGGML_AVX512=OFF -DGGML_AVX_VNNI=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
+
+$(LLM_STAMP): $(STAMP) constraints.txt
+	@if ! ls $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1; then \
+	  echo "Building llama-cpp-python $(LLAMA_VERSION) from source (about 5-10 minutes on 2 cores) into $(LLAMA_WHEELS)"; \
+	  mkdir -p $(LLAMA_WHEELS) && \
+	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
+	    $(PIP) wheel --quiet --no-cache-dir --no-deps --disable-pip-version-check -w $(LLAMA_WHEELS) 'llama-cpp-python==$(LLAMA_VERSION)'; \
+	fi
+	$(PIP) install --quiet --disable-pip-version-check --no-deps --force-reinstall --no-index --find-links $(LLAMA_WHEELS) 'llama-cpp-python==$(LLAMA_VERSION)'
+	$(PIP) install --quiet --disable-pip-version-check --find-links $(LLAMA_WHEELS) -c constraints.txt 'llama-cpp-python[server]==$(LLAMA_VERSION)'
+	$(PY) -c "import llama_cpp.server.app"
+	touch $@
+
+llm-runtime: $(LLM_STAMP)
+
+model: $(STAMP)
+	$(PY) scripts/install_model.py $(LLM_MODEL)
+
+llm: llm-runtime model
+
+bench-llm: llm-runtime
+	$(PY) -m eval.bench_llm
 
 index: setup
 	$(POLICYLAB) ingest knowledge/

@@ -156,5 +156,84 @@ def remove(document: Annotated[str, typer.Argument(help="File name or document i
     console.print(f"Removed {removed.source_file} ({removed.chunks} passages).")
 
 
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="Your question or request, in any language.")],
+    mode: Annotated[str, typer.Option("--mode", "-m", help="ask | brief | draft")] = "ask",
+    filter: FilterOption = None,  # noqa: A002 (CLI option name)
+    year: YearOption = None,
+    language: Annotated[Optional[str], typer.Option(help="Answer language (ISO code); default: the question's.")] = None,
+    as_user: Annotated[str, typer.Option("--as-user", help="Also use this user's private uploads.")] = "",
+    backend: Annotated[Optional[str], typer.Option(help="auto | openai | local | extractive (overrides POLICYLAB_LLM_BACKEND).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the answer as JSON.")] = False,
+) -> None:
+    """Answer from the library with verified citations (or say that the library does not cover it)."""
+    import asyncio
+
+    from assistant.answer import AnswerRequest, FinalEvent, InputError, NoticeEvent, SourcesEvent, TokenEvent
+    from assistant.errors import ModelUnavailableError
+    from assistant.retrieval import SearchFilters
+    from assistant.service import build_engine
+    from ingest.vectors import VectorStoreUnavailable
+
+    try:
+        filters = SearchFilters.parse(filter, year)
+    except ValueError as exc:
+        _fail(str(exc))
+    settings = get_settings()
+    if backend:
+        settings = settings.model_copy(update={"llm_backend": backend})
+    request = AnswerRequest(question, mode=mode, filters=filters, viewer=as_user, language=language)
+
+    async def run():
+        engine = build_engine(settings)
+        final = None
+        try:
+            async for event in engine.stream(request):
+                if isinstance(event, NoticeEvent):
+                    errors.print(f"[yellow]{event.text}[/]")
+                elif isinstance(event, SourcesEvent) and not as_json:
+                    errors.print(f"[dim]{len(event.passages)} passages retrieved; answering with {engine.backend}…[/]")
+                elif isinstance(event, TokenEvent) and not as_json:
+                    errors.print(event.text, end="", highlight=False, markup=False)
+                elif isinstance(event, FinalEvent):
+                    final = event.answer
+        finally:
+            close = getattr(engine.model, "aclose", None)
+            if close:
+                await close()
+        return final
+
+    try:
+        final = asyncio.run(run())
+    except (InputError, ModelUnavailableError, VectorStoreUnavailable) as exc:
+        _fail(str(exc))
+    if as_json:
+        print(final.to_json())
+        return
+    errors.print()
+    console.rule("Verified answer")
+    console.print(final.answer, highlight=False, markup=False)
+    if final.citations:
+        console.rule("Sources")
+        for c in final.citations:
+            where = f", {c.location}" if c.location else ""
+            console.print(f"[{c.n}] {c.title} — {c.publisher or 'n.p.'}, {c.year or 'n.d.'}{where}", highlight=False, markup=False)
+            console.print(f"    \u201c{c.quote}\u201d", highlight=False, markup=False)
+    v = final.verification
+    console.print(f"[dim]backend {final.backend}; citations kept {v.kept}, re-targeted {v.retargeted}, removed {v.removed}; "
+                  f"{final.timings.get('total_s', 0):.1f} s[/]")
+
+
+@app.command()
+def serve(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8000) -> None:
+    """Start the chat app (not built yet: the library is indexed and `policylab ask` answers from it)."""
+    console.print(
+        "The chat app is not part of this version yet. The library is indexed; ask it from the command line:\n"
+        '  .venv/bin/policylab ask "What does the 2005 Convention say about cultural policies?"\n'
+        '  .venv/bin/policylab ask --mode brief "Brief me on Vietnam\'s cultural diplomacy"'
+    )
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())

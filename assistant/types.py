@@ -6,6 +6,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
+def short_section(section: str, title: str) -> str:
+    """The heading path without the document's own title at its head."""
+    parts = [p for p in section.split(" › ") if p]
+    if parts and title and parts[0].strip().lower() == title.strip().lower():
+        parts = parts[1:]
+    return " › ".join(parts)
+
+
 @dataclass
 class DocumentInfo:
     """One indexed document and its metadata (a row of the library)."""
@@ -65,7 +73,7 @@ class Passage:
         """"p. 3" for paginated documents, else the section label."""
         if self.page is not None:
             return f"p. {self.page}"
-        return self.section or "whole document"
+        return short_section(self.section, self.title) or "whole document"
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -1,0 +1,298 @@
+"""The grounded answer engine: retrieve → prompt → model → verify citations → answer or abstain.
+
+``AnswerEngine.stream`` is the one async API the CLI and the app use: it yields the
+sources as soon as retrieval is done, then the model's tokens, then the verified answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from assistant.citations import Citation, CitationVerifier, VerificationReport
+from assistant.extractive import extractive_answer
+from assistant.language import detect_language, language_name
+from assistant.messages import message
+from assistant.prompts import NOT_IN_LIBRARY, load_all
+from assistant.retrieval import Retriever, SearchFilters
+from assistant.settings import Settings
+from assistant.tokens import count_tokens, truncate_tokens
+from assistant.types import Passage
+
+log = logging.getLogger(__name__)
+
+MODES = ("ask", "brief", "draft", "synthesis")
+TOP_K = {"ask": 6, "brief": 8, "draft": 8, "synthesis": 8}
+MAX_ANSWER_TOKENS = {"ask": 350, "brief": 700, "draft": 800, "synthesis": 900}
+MAX_QUESTION_CHARS = 2000
+MAX_PASSAGE_TOKENS = 300
+ABSTAIN_DENSE_SCORE = 0.78   # below this best e5 cosine, nothing in the library is about the question
+ANCHOR = re.compile(r"\b(?:[A-Z][A-Za-z]*\d[\w-]*|\d+[A-Za-z]+\w*|[A-Z]{2,}[a-z]?|1[5-9]\d\d|20\d\d)\b")
+NUMERIC_QUESTION = re.compile(r"\b(how (much|many)|combien|cu[aá]nt[oa]s?|wie (viel|viele)|bao nhi[eê]u)\b", re.I)
+
+
+class InputError(ValueError):
+    """The question cannot be used as it is; the message says what to do."""
+
+
+@dataclass
+class AnswerRequest:
+    question: str
+    mode: str = "ask"
+    history: list[dict[str, str]] = field(default_factory=list)  # [{"role": "user"|"assistant", "content": ...}]
+    filters: SearchFilters | None = None
+    viewer: str | None = None
+    language: str | None = None  # None: the question's language
+    contributions: list[dict[str, str]] = field(default_factory=list)  # synthesis: [{"author", "kind", "text"}]
+
+
+@dataclass
+class Answer:
+    answer: str
+    abstained: bool
+    mode: str
+    language: str
+    citations: list[Citation]
+    timings: dict[str, float]
+    backend: str = ""
+    query: str = ""
+    notices: list[str] = field(default_factory=list)
+    related: list[dict[str, Any]] = field(default_factory=list)
+    verification: VerificationReport = field(default_factory=VerificationReport)
+    passages: list[Passage] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "answer": self.answer, "abstained": self.abstained, "mode": self.mode, "language": self.language,
+            "citations": [c.to_dict() for c in self.citations], "timings": self.timings, "backend": self.backend,
+            "query": self.query, "notices": self.notices, "related": self.related,
+            "verification": self.verification.to_dict(),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, indent=2)
+
+
+@dataclass
+class SourcesEvent:
+    passages: list[Passage]
+
+
+@dataclass
+class TokenEvent:
+    text: str
+
+
+@dataclass
+class NoticeEvent:
+    text: str
+
+
+@dataclass
+class FinalEvent:
+    answer: Answer
+
+
+Event = SourcesEvent | TokenEvent | NoticeEvent | FinalEvent
+
+
+def clean_question(question: str) -> tuple[str, list[str]]:
+    """The question ready to use, and notices for the user; raises :class:`InputError`."""
+    if not question or not question.strip():
+        raise InputError(message("empty"))
+    text = question.strip()
+    if not any(ch.isalpha() for ch in text):
+        raise InputError(message("no_words"))
+    notices = []
+    if len(text) > MAX_QUESTION_CHARS:
+        notices.append(message("truncated", length=f"{len(text):,}", limit=f"{MAX_QUESTION_CHARS:,}"))
+        text = text[:MAX_QUESTION_CHARS]
+    return text, notices
+
+
+def question_anchors(question: str) -> set[str]:
+    """Acronyms, codes and years; in English questions also capitalised names inside the sentence."""
+    anchors = set(ANCHOR.findall(question))
+    if detect_language(question) == "en":
+        for match in re.finditer(r"(?<=[a-z,;] )([A-Z][a-z]{2,})\b", question):
+            anchors.add(match.group(1))
+    return anchors
+
+
+def missing_anchors(question: str, passages: Sequence[Passage]) -> list[str]:
+    """Anchors of the question that no retrieved passage mentions."""
+    haystack = " ".join(f"{p.title} {p.section} {p.text}" for p in passages).lower()
+    return sorted(a for a in question_anchors(question) if a.lower() not in haystack)
+
+
+def format_passages(passages: Sequence[Passage], budget_tokens: int) -> tuple[str, list[Passage]]:
+    """Numbered passages for the prompt, as many as fit in ``budget_tokens``."""
+    blocks: list[str] = []
+    used: list[Passage] = []
+    total = 0
+    for passage in passages:
+        text = truncate_tokens(passage.text, MAX_PASSAGE_TOKENS)
+        title = passage.title if len(passage.title) <= 90 else passage.title[:87] + "…"
+        block = f"[{len(used) + 1}] {title} ({passage.year or 'n.d.'}), {passage.location}:\n{text}\n"
+        cost = count_tokens(block)
+        if used and total + cost > budget_tokens:
+            break
+        blocks.append(block)
+        used.append(passage)
+        total += cost
+    return "\n".join(blocks), used
+
+
+def format_history(history: Sequence[dict[str, str]], max_tokens: int = 600) -> str:
+    lines = [f"{turn['role']}: {' '.join(turn['content'].split())}" for turn in history[-6:]]
+    return truncate_tokens("\n".join(lines), max_tokens)
+
+
+class AnswerEngine:
+    """Answers questions from the library with verified citations."""
+
+    def __init__(self, settings: Settings, retriever: Retriever, model: Any | None = None) -> None:
+        self.settings = settings
+        self.retriever = retriever
+        self.model = model  # an assistant.llm.ChatModel, or None for the extractive backend
+        self.prompts = load_all()
+        self.embeddings = retriever.library.vectors.embeddings
+
+    @property
+    def backend(self) -> str:
+        return getattr(self.model, "name", "model") if self.model is not None else "extractive"
+
+    async def answer(self, request: AnswerRequest) -> Answer:
+        final: Answer | None = None
+        async for event in self.stream(request):
+            if isinstance(event, FinalEvent):
+                final = event.answer
+        assert final is not None
+        return final
+
+    async def stream(self, request: AnswerRequest) -> AsyncIterator[Event]:
+        started = time.perf_counter()
+        if request.mode not in MODES:
+            raise InputError(f"Unknown mode {request.mode!r}; use one of {', '.join(MODES)}.")
+        question, notices = clean_question(request.question)
+        for notice in notices:
+            yield NoticeEvent(notice)
+        language = request.language or detect_language(question)
+        timings: dict[str, float] = {}
+
+        query = await self._standalone_query(question, request.history)
+        timings["rewrite_s"] = time.perf_counter() - started
+        passages = await asyncio.to_thread(
+            self.retriever.search, query, TOP_K[request.mode], request.filters, request.viewer, None, request.mode
+        )
+        timings["sources_s"] = time.perf_counter() - started
+        yield SourcesEvent(passages)
+
+        def finish(answer_text: str, citations: list[Citation], abstained: bool, report: VerificationReport) -> FinalEvent:
+            timings["total_s"] = time.perf_counter() - started
+            related = [] if not abstained else [
+                {"title": p.title, "source_file": p.source_file, "location": p.location} for p in passages[:3]
+            ]
+            return FinalEvent(Answer(
+                answer=answer_text, abstained=abstained, mode=request.mode, language=language, citations=citations,
+                timings=timings, backend=self.backend, query=query, notices=notices, related=related,
+                verification=report, passages=passages,
+            ))
+
+        if self._out_of_scope(question, passages, request.mode):
+            yield finish(self._abstention(language, passages), [], True, VerificationReport())
+            return
+
+        if self.model is None:
+            draft = await asyncio.to_thread(self._extractive, question, passages, request.mode, language)
+            shown = passages
+            label = message("extractive_label", language)
+            timings["first_token_s"] = time.perf_counter() - started
+            if draft:
+                yield TokenEvent(f"*{label}*\n\n" + draft)
+        else:
+            prompt, shown = self._prompt(question, passages, request, language)
+            chunks: list[str] = []
+            async for token in self.model.stream(
+                [{"role": "user", "content": prompt}], max_tokens=MAX_ANSWER_TOKENS[request.mode], temperature=0.1
+            ):
+                if "first_token_s" not in timings:
+                    timings["first_token_s"] = time.perf_counter() - started
+                chunks.append(token)
+                yield TokenEvent(token)
+            draft = "".join(chunks).strip()
+            label = ""
+            timings["generation_s"] = time.perf_counter() - started - timings.get("first_token_s", 0.0)
+            timings["answer_tokens"] = float(count_tokens(draft))
+
+        if not draft or NOT_IN_LIBRARY in draft:
+            yield finish(self._abstention(language, passages), [], True, VerificationReport())
+            return
+        verifier = CitationVerifier(self.embeddings)
+        text, citations, report = await asyncio.to_thread(verifier.verify, draft, shown)
+        timings["verify_s"] = time.perf_counter() - started - timings.get("first_token_s", 0.0) - timings.get("generation_s", 0.0)
+        if not citations:
+            yield finish(self._abstention(language, passages), [], True, report)
+            return
+        if label:
+            text = f"*{label}*\n\n{text}"
+        yield finish(text, citations, False, report)
+
+    # --- steps -------------------------------------------------------------
+    async def _standalone_query(self, question: str, history: Sequence[dict[str, str]]) -> str:
+        if not history:
+            return question
+        if self.model is None:
+            previous = [t["content"] for t in history if t.get("role") == "user"]
+            return f"{previous[-1]} {question}" if previous else question
+        prompt = self.prompts["rewrite"].render(history=format_history(history), question=question)
+        parts: list[str] = []
+        async for token in self.model.stream([{"role": "user", "content": prompt}], max_tokens=80, temperature=0.0):
+            parts.append(token)
+        rewritten = " ".join("".join(parts).strip().splitlines()[:1]).strip().strip('"')
+        return rewritten if len(rewritten) > 3 else question
+
+    def _out_of_scope(self, question: str, passages: Sequence[Passage], mode: str) -> bool:
+        if not passages:
+            return True
+        best = max((p.dense_score or 0.0) for p in passages)
+        if best < ABSTAIN_DENSE_SCORE:
+            return True
+        anchors = question_anchors(question)
+        missing = missing_anchors(question, passages)
+        return bool(anchors) and len(missing) * 2 > len(anchors)
+
+    def _abstention(self, language: str, passages: Sequence[Passage]) -> str:
+        lines = [message("not_in_library", language)]
+        if passages:
+            lines += ["", message("related", language)]
+            lines += [f"- {p.title} ({p.year or 'n.d.'}), {p.location}" for p in passages[:3]]
+        return "\n".join(lines)
+
+    def _extractive(self, question: str, passages: Sequence[Passage], mode: str, language: str) -> str:
+        verifier = CitationVerifier(self.embeddings)
+        cross_lingual = any(p.language and p.language != language for p in passages[:3])
+        text = extractive_answer(question, passages, mode, verifier.scorer, cross_lingual)
+        if text and NUMERIC_QUESTION.search(question) and not re.search(r"\d", re.sub(r"\[\d+\]", "", text)):
+            return ""  # a "how much / how many" question whose best evidence holds no figure
+        return text
+
+    def _prompt(self, question: str, passages: Sequence[Passage], request: AnswerRequest, language: str) -> tuple[str, list[Passage]]:
+        name = request.mode
+        rules = self.prompts["rules"].render(not_in_library=NOT_IN_LIBRARY, language=language_name(language))
+        contributions = "\n".join(
+            f"- {c.get('author', 'participant')} ({c.get('kind', 'contribution')}): {' '.join(c.get('text', '').split())}"
+            for c in request.contributions
+        )
+        fixed = count_tokens(rules + question + contributions) + count_tokens(self.prompts[name].template)
+        budget = self.settings.llm_context - MAX_ANSWER_TOKENS[name] - fixed - 64
+        block, used = format_passages(passages, max(budget, 300))
+        values = dict(rules=rules, passages=block, question=question, language=language_name(language),
+                      not_in_library=NOT_IN_LIBRARY, contributions=contributions or "(none)")
+        return self.prompts[name].render(**{k: v for k, v in values.items() if "{" + k + "}" in self.prompts[name].template}), used

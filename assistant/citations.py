@@ -1,0 +1,295 @@
+"""Citation checking: every ``[n]`` the model writes is verified against passage ``n``.
+
+For each sentence that cites, we look for the span of the cited passage that supports
+it (word overlap, and e5 embedding similarity for answers in another language than the
+source). A citation that does not support its sentence is moved to a retrieved passage
+that does, or removed; a sentence left with no support is dropped. The result records,
+per citation, the exact quote (a substring of the page text) so the UI can show it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from langchain_core.embeddings import Embeddings
+
+from assistant.types import Passage, short_section
+
+MARKER = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
+SENTENCE_END = re.compile(r"[.!?]((?:\s*\[\d+(?:\s*[,;]\s*\d+)*\])*)[ \t]+(?=[^\s\[])")
+PASSAGE_SENTENCE = re.compile(r"[^\n]+?(?:[.!?;](?=\s)|$)", re.MULTILINE)
+NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*(?![\w])")
+
+# Thresholds, calibrated on eval/labels/citation_support.jsonl (see `python -m eval.calibrate_support`).
+LEXICAL_SUPPORT = 0.5      # share of the claim's content words found in the span
+EMBEDDING_SUPPORT = 0.86   # e5 cosine (query: claim, passage: span), used across languages
+EMBEDDING_WITH_OVERLAP = 0.83  # a lower cosine suffices when some words are shared too
+MIN_OVERLAP_FOR_EMBEDDING = 0.2
+
+STOPWORDS = frozenset(
+    """a an and are as at be been but by can could did do does for from had has have how in into is it its
+    may might must not of on or our shall should so such than that the their them there these they this
+    those to under was were what when where which while who why will with would your you we us also any
+    all each other more most some very about after before between both during only same then through""".split()
+)
+
+
+@dataclass
+class Citation:
+    """A verified citation: passage, page and the exact supporting quote."""
+
+    n: int
+    chunk_id: str
+    doc_id: str
+    source_file: str
+    title: str
+    publisher: str
+    year: int | None
+    page: int | None
+    section: str
+    quote: str
+    page_index: int
+    quote_start: int  # offsets of ``quote`` in the page text
+    quote_end: int
+    support: float
+    status: str = "kept"  # kept | retargeted
+
+    @property
+    def location(self) -> str:
+        return f"p. {self.page}" if self.page is not None else short_section(self.section, self.title)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["location"] = self.location
+        return data
+
+
+@dataclass
+class VerificationReport:
+    kept: int = 0
+    retargeted: int = 0
+    removed: int = 0
+    dropped_sentences: list[str] = field(default_factory=list)
+    supported_sentences: int = 0
+    uncited_sentences: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class _Span:
+    start: int  # offsets within the passage text
+    end: int
+    text: str
+    words: frozenset[str]
+    numbers: frozenset[str]
+
+
+def content_words(text: str) -> frozenset[str]:
+    """Lower-cased content words, crudely stemmed (first 6 letters) so "states"/"state" match."""
+    words = re.findall(r"[^\W\d_]{3,}", text.lower())
+    return frozenset(w[:6] for w in words if w not in STOPWORDS)
+
+
+def numbers_in(text: str) -> frozenset[str]:
+    return frozenset(n.replace(",", "") for n in NUMBER.findall(text))
+
+
+def passage_spans(text: str) -> list[_Span]:
+    """Sentence spans of a passage, plus each pair of adjacent sentences."""
+    singles = []
+    for match in PASSAGE_SENTENCE.finditer(text):
+        chunk = match.group(0)
+        stripped = chunk.strip()
+        if len(stripped) < 3 or stripped.startswith("#"):
+            continue  # headings label passages; they are not evidence
+        start = match.start() + chunk.index(stripped)
+        singles.append((start, start + len(stripped)))
+    spans = [(s, e) for s, e in singles]
+    spans += [(singles[i][0], singles[i + 1][1]) for i in range(len(singles) - 1)]
+    return [_Span(s, e, text[s:e], content_words(text[s:e]), numbers_in(text[s:e])) for s, e in spans]
+
+
+def split_sentences(text: str) -> list[str]:
+    """Answer text cut into sentences; markers after a full stop stay with their sentence,
+    and each piece keeps its own whitespace, so ``"".join(pieces) == text``."""
+    pieces: list[str] = []
+    for line in text.splitlines(keepends=True):
+        cursor = 0
+        for match in SENTENCE_END.finditer(line):
+            pieces.append(line[cursor : match.end()])
+            cursor = match.end()
+        if cursor < len(line):
+            pieces.append(line[cursor:])
+    return pieces
+
+
+def cited_numbers(sentence: str) -> list[int]:
+    found: list[int] = []
+    for match in MARKER.finditer(sentence):
+        found += [int(x) for x in re.split(r"\s*[,;]\s*", match.group(1))]
+    return found
+
+
+def strip_markers(sentence: str) -> str:
+    return MARKER.sub("", sentence)
+
+
+def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
+    dot = sum(x * y for x, y in zip(a, b))
+    na = math.sqrt(sum(x * x for x in a))
+    nb = math.sqrt(sum(y * y for y in b))
+    return dot / (na * nb) if na and nb else 0.0
+
+
+class SupportScorer:
+    """Scores how well a span supports a claim (lexical overlap + e5 similarity, numbers must match)."""
+
+    def __init__(self, embeddings: Embeddings | None) -> None:
+        self.embeddings = embeddings
+        self._span_vectors: dict[str, list[float]] = {}
+        self._claim_vectors: dict[str, list[float]] = {}
+
+    def _claim_vector(self, claim: str) -> list[float] | None:
+        if self.embeddings is None:
+            return None
+        if claim not in self._claim_vectors:
+            self._claim_vectors[claim] = self.embeddings.embed_query(claim)
+        return self._claim_vectors[claim]
+
+    def prepare(self, spans: Sequence[_Span]) -> None:
+        """Embed the single-sentence spans not seen yet (in one batch)."""
+        if self.embeddings is None:
+            return
+        todo = [s.text for s in spans if s.text not in self._span_vectors]
+        todo = list(dict.fromkeys(todo))
+        for text, vector in zip(todo, self.embeddings.embed_documents(todo) if todo else []):
+            self._span_vectors[text] = vector
+
+    def score(self, claim: str, span: _Span) -> tuple[float, float, bool]:
+        """(lexical overlap, cosine or 0, numbers consistent)."""
+        words = content_words(claim)
+        overlap = len(words & span.words) / len(words) if words else 0.0
+        numbers_ok = numbers_in(claim) <= span.numbers
+        cosine = 0.0
+        vector = self._claim_vector(claim)
+        if vector is not None and span.text in self._span_vectors:
+            cosine = _cosine(vector, self._span_vectors[span.text])
+        return overlap, cosine, numbers_ok
+
+    @staticmethod
+    def supports(overlap: float, cosine: float, numbers_ok: bool) -> bool:
+        if not numbers_ok:
+            return False
+        return (
+            overlap >= LEXICAL_SUPPORT
+            or cosine >= EMBEDDING_SUPPORT
+            or (cosine >= EMBEDDING_WITH_OVERLAP and overlap >= MIN_OVERLAP_FOR_EMBEDDING)
+        )
+
+    @staticmethod
+    def combined(overlap: float, cosine: float) -> float:
+        return max(overlap, (cosine - 0.7) / 0.3 if cosine else 0.0)
+
+
+@dataclass
+class _Support:
+    passage_index: int
+    span: _Span
+    score: float
+
+
+class CitationVerifier:
+    """Checks an answer's ``[n]`` markers against the numbered passages it was given."""
+
+    def __init__(self, embeddings: Embeddings | None = None) -> None:
+        self.scorer = SupportScorer(embeddings)
+
+    def best_support(self, claim: str, passage: Passage, index: int) -> _Support | None:
+        spans = passage_spans(passage.text)
+        self.scorer.prepare([s for s in spans if "\n" not in s.text][:40])
+        best: _Support | None = None
+        for span in spans:
+            overlap, cosine, numbers_ok = self.scorer.score(claim, span)
+            if not self.scorer.supports(overlap, cosine, numbers_ok):
+                continue
+            score = self.scorer.combined(overlap, cosine) - 0.002 * len(span.text) / 100  # prefer tighter spans
+            if best is None or score > best.score:
+                best = _Support(index, span, score)
+        return best
+
+    def verify(self, answer: str, passages: Sequence[Passage]) -> tuple[str, list[Citation], VerificationReport]:
+        """The answer with verified, renumbered markers; the citations; what was changed."""
+        report = VerificationReport()
+        citations: list[Citation] = []
+        keys: dict[tuple[str, int, int], int] = {}
+        out: list[str] = []
+        for sentence in split_sentences(answer):
+            wanted = cited_numbers(sentence)
+            claim = strip_markers(sentence).strip()
+            if not wanted:
+                if claim and len(content_words(claim)) >= 4 and not claim.startswith("#"):
+                    report.uncited_sentences += 1
+                out.append(sentence)
+                continue
+            supports: list[tuple[_Support, str]] = []
+            for n in dict.fromkeys(wanted):
+                support = None
+                if 1 <= n <= len(passages):
+                    support = self.best_support(claim, passages[n - 1], n - 1)
+                if support is not None:
+                    supports.append((support, "kept"))
+                    report.kept += 1
+                    continue
+                alternative = self._retarget(claim, passages, exclude={s.passage_index for s, _ in supports})
+                if alternative is not None:
+                    supports.append((alternative, "retargeted"))
+                    report.retargeted += 1
+                else:
+                    report.removed += 1
+            if not supports:
+                report.dropped_sentences.append(claim)
+                continue
+            report.supported_sentences += 1
+            numbers = []
+            for support, status in supports:
+                passage = passages[support.passage_index]
+                key = (passage.chunk_id, support.span.start, support.span.end)
+                if key not in keys:
+                    keys[key] = len(citations) + 1
+                    citations.append(_citation(keys[key], passage, support, status))
+                if keys[key] not in numbers:
+                    numbers.append(keys[key])
+            trailing = sentence[len(sentence.rstrip()):]
+            body = strip_markers(sentence).rstrip()
+            marks = "".join(f"[{n}]" for n in numbers)
+            if body and body[-1] in ".!?:;":
+                out.append(f"{body[:-1]} {marks}{body[-1]}{trailing}")
+            else:
+                out.append(f"{body} {marks}{trailing}")
+        return "".join(out).strip(), citations, report
+
+    def _retarget(self, claim: str, passages: Sequence[Passage], exclude: set[int]) -> _Support | None:
+        best: _Support | None = None
+        for index, passage in enumerate(passages):
+            if index in exclude:
+                continue
+            support = self.best_support(claim, passage, index)
+            if support is not None and (best is None or support.score > best.score):
+                best = support
+        return best
+
+
+def _citation(n: int, passage: Passage, support: _Support, status: str) -> Citation:
+    start = passage.char_start + support.span.start
+    return Citation(
+        n=n, chunk_id=passage.chunk_id, doc_id=passage.doc_id, source_file=passage.source_file, title=passage.title,
+        publisher=passage.publisher, year=passage.year, page=passage.page, section=passage.section,
+        quote=support.span.text, page_index=passage.page_index, quote_start=start,
+        quote_end=start + len(support.span.text), support=round(support.score, 3), status=status,
+    )

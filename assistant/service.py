@@ -1,0 +1,13 @@
+"""Wiring: build the retriever, the model backend and the answer engine from settings."""
+
+from __future__ import annotations
+
+from assistant.answer import AnswerEngine
+from assistant.llm import select_model
+from assistant.retrieval import Retriever
+from assistant.settings import Settings
+
+
+def build_engine(settings: Settings, retriever: Retriever | None = None) -> AnswerEngine:
+    """An answer engine on the configured model (None → the extractive backend)."""
+    return AnswerEngine(settings, retriever or Retriever(settings), select_model(settings))
