@@ -205,12 +205,12 @@ class AnswerEngine:
                 verification=report, passages=passages,
             ))
 
-        if self._out_of_scope(question, passages, request.mode):
+        if self._out_of_scope(query, passages, request.mode):
             yield finish(self._abstention(language, passages), [], True, VerificationReport())
             return
 
         if self.model is None:
-            draft = await asyncio.to_thread(self._extractive, question, passages, request.mode, language)
+            draft = await asyncio.to_thread(self._extractive, query, passages, request.mode, language)
             shown = passages
             label = message("extractive_label", language)
             timings["first_token_s"] = time.perf_counter() - started

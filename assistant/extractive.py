@@ -45,6 +45,8 @@ def rank_sentences(
                 continue
             if span.text.count(". ") + span.text.count("? ") > 0:  # a pair of sentences: use singles only
                 continue
+            if span.text.upper() == span.text:  # an all-caps heading line
+                continue
             candidates.append((index, span))
     scorer.prepare([span for _, span in candidates])
     question_words = content_words(question)
