@@ -83,7 +83,8 @@ def _is_plain_heading(line: str, next_line: str | None) -> bool:
     words = line.split()
     return (
         0 < len(words) <= PLAIN_HEADING_MAX_WORDS
-        and line[-1] not in ".!?:;,"
+        and line[-1] not in ".!?:;,\"'”’)…"
+        and not any(mark in line for mark in '"“”')
         and (line[0].isupper() or line[0].isdigit())
         and next_line is not None
         and len(next_line) > len(line)
