@@ -76,9 +76,9 @@ def _classify(exc: BaseException) -> _Attempt:
         if status >= 500 or status in _RETRY_STATUS:
             return _Attempt("server_error", True, detail, status)
         return _Attempt("rejected", False, detail, status)
-    if isinstance(exc, openai.APITimeoutError) or isinstance(exc, _TIMEOUTS):
+    if isinstance(exc, (openai.APITimeoutError, *_TIMEOUTS)):
         return _Attempt("timeout", True, "timed out")
-    if isinstance(exc, openai.APIConnectionError) or isinstance(exc, _TRANSPORT) or isinstance(exc, ConnectionError):
+    if isinstance(exc, (openai.APIConnectionError, *_TRANSPORT, ConnectionError)):
         return _Attempt("connection", True, _connection_detail(exc))
     if isinstance(exc, openai.APIError):  # an error event inside the stream, before any token
         return _Attempt("server_error", True, _short(str(exc)))
@@ -183,7 +183,7 @@ class OpenAICompatibleModel:
             self._client = None
 
     def _wait(self, state: RetryCallState) -> float:
-        delay = min(self.backoff_max, self.backoff_initial * 2 ** (state.attempt_number - 1))
+        delay = min(self.backoff_max, self.backoff_initial * 2.0 ** (state.attempt_number - 1))
         delay *= 0.5 + random.random() / 2
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, _Attempt) and exc.retry_after is not None:

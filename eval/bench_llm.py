@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import re
 import statistics
 import sys
@@ -44,6 +43,7 @@ class Figures:
     completion_tokens: int
     decode_tok_per_s: float
     rss_mb: float
+    other_cores: float  # CPU (in cores) used by other processes during the runs: > 0.2 means the figures are disturbed
     sample: str
 
 
@@ -80,6 +80,14 @@ def _messages(server: LocalLlamaServer, passages: list[str], target: int, run: i
     return [{"role": "system", "content": system}, {"role": "user", "content": text}], _count_tokens(server, system + "\n" + text)
 
 
+def _busy_cpu_seconds(server_proc: psutil.Process) -> float:
+    """CPU seconds the whole machine spent busy, minus those of the model server and of this process."""
+    total = psutil.cpu_times()
+    busy = total.user + total.nice + total.system + getattr(total, "irq", 0) + getattr(total, "softirq", 0)
+    mine = sum(sum(p.cpu_times()[:4]) for p in (server_proc, psutil.Process()))
+    return float(busy - mine)
+
+
 async def _run_once(model: LocalChatModel, messages: list[dict[str, str]], max_tokens: int) -> tuple[float, float, str, int]:
     started = time.monotonic()
     first = last = 0.0
@@ -100,17 +108,24 @@ def bench(name: str, path: Path, *, runs: int, prompt_tokens: int, max_tokens: i
         passages = _passages(settings.knowledge_dir)
         results = []
 
+        server_proc = psutil.Process(server.pid)
+        rss = 0.0
+
         async def runs_in_one_loop() -> None:
+            nonlocal rss
             for run in range(runs):
                 messages, n_prompt = _messages(server, passages, prompt_tokens, run)
+                before = _busy_cpu_seconds(server_proc)
                 first, last, text, pieces = await _run_once(model, messages, max_tokens)
+                others = max(0.0, (_busy_cpu_seconds(server_proc) - before) / last) if last else 0.0
                 n_out = _count_tokens(server, text) if text else 0
-                results.append((first, last, n_out, pieces, text, n_prompt))
-                print(f"  {name} run {run + 1}: first token {first:.2f} s, {n_out} tokens in {last:.2f} s, "
-                      f"load average {os.getloadavg()[0]:.2f}", file=sys.stderr)
+                results.append((first, last, n_out, pieces, text, n_prompt, others))
+                print(f"  {name} run {run + 1}: first token {first:.2f} s, {n_out} tokens in {last:.2f} s; "
+                      f"other processes used {others:.2f} cores meanwhile", file=sys.stderr)
+            rss = server_proc.memory_info().rss / 1e6
+            await model.aclose()
 
         asyncio.run(runs_in_one_loop())
-        rss = psutil.Process(server.pid).memory_info().rss / 1e6 if server.pid else 0.0
         load = server.load_seconds or 0.0
     first_s = statistics.median(r[0] for r in results)
     decode = statistics.median((r[3] - 1) / (r[1] - r[0]) for r in results if r[3] > 1 and r[1] > r[0])
@@ -119,7 +134,7 @@ def bench(name: str, path: Path, *, runs: int, prompt_tokens: int, max_tokens: i
         model=name, file_mb=round(path.stat().st_size / 1e6), load_s=round(load, 2), prompt_tokens=n_prompt,
         first_token_s=round(first_s, 2), prompt_tok_per_s=round(n_prompt / first_s, 1),
         completion_tokens=int(statistics.median(r[2] for r in results)), decode_tok_per_s=round(decode, 1),
-        rss_mb=round(rss), sample=" ".join(results[-1][4].split())[:160],
+        rss_mb=round(rss), other_cores=round(max(r[6] for r in results), 2), sample=" ".join(results[-1][4].split())[:160],
     )
 
 
@@ -144,15 +159,17 @@ def main(argv: list[str] | None = None) -> int:
         if not path.is_file():
             print(f"{path} is missing: run `make model LLM_MODEL={name}`.", file=sys.stderr)
             return 1
-        rows.append(bench(name, path, runs=args.runs, prompt_tokens=args.prompt_tokens, max_tokens=args.max_tokens, n_ctx=args.ctx, threads=args.threads))
+        rows.append(bench(name, path, runs=args.runs, prompt_tokens=args.prompt_tokens, max_tokens=args.max_tokens,
+                          n_ctx=args.ctx, threads=args.threads))
     if args.json:
         for row in rows:
             print(json.dumps(asdict(row)))
         return 0
-    print(f"{'model':20} {'MB':>5} {'load s':>7} {'prompt':>6} {'1st tok s':>9} {'prompt t/s':>10} {'out':>4} {'decode t/s':>10} {'RSS MB':>7}")
+    print(f"{'model':20} {'MB':>5} {'load s':>7} {'prompt':>6} {'1st tok s':>9} {'prompt t/s':>10} {'out':>4} "
+          f"{'decode t/s':>10} {'RSS MB':>7} {'others':>6}")
     for r in rows:
         print(f"{r.model:20} {r.file_mb:5.0f} {r.load_s:7.2f} {r.prompt_tokens:6d} {r.first_token_s:9.2f} {r.prompt_tok_per_s:10.1f} "
-              f"{r.completion_tokens:4d} {r.decode_tok_per_s:10.1f} {r.rss_mb:7.0f}")
+              f"{r.completion_tokens:4d} {r.decode_tok_per_s:10.1f} {r.rss_mb:7.0f} {r.other_cores:6.2f}")
     for r in rows:
         print(f"{r.model}: {r.sample}")
     return 0
