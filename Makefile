@@ -61,14 +61,26 @@ index: setup
 	$(POLICYLAB) ingest knowledge/
 
 run: index
+	@if [ ! -f $(LLM_STAMP) ] || ! $(PY) -c "import sys; from assistant.settings import get_settings; sys.exit(not get_settings().local_model_path.is_file())"; then \
+	  mkdir -p $(POLICYLAB_DATA_DIR)/logs; \
+	  echo "Installing the local model in the background (log: $(POLICYLAB_DATA_DIR)/logs/llm-install.log)."; \
+	  echo "Until it is ready, answers are extractive (quoted sentences, labelled as such)."; \
+	  nohup $(MAKE) --no-print-directory llm > $(POLICYLAB_DATA_DIR)/logs/llm-install.log 2>&1 & \
+	fi
 	$(POLICYLAB) serve --port $(PORT)
 
-test: setup system-deps
+test: setup system-deps llm
 	$(PY) -m pytest
 
 bench: setup
 	$(PY) -m eval.bench_ingest
 	$(PY) -m eval.bench_retrieval
+
+# Dev-set evaluation against the naive LangChain baseline and BM25 → reports/dev/ (docs/evaluation.md).
+# Uses the chat model when one is installed; EVAL_BACKEND=extractive evaluates without one.
+EVAL_BACKEND ?= auto
+eval: setup
+	$(POLICYLAB) eval --questions eval/questions/dev.jsonl --corpus knowledge --compare baseline --out reports/dev --backend $(EVAL_BACKEND)
 
 clean:
 	rm -rf data .pytest_cache

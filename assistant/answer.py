@@ -11,7 +11,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -31,6 +31,7 @@ MODES = ("ask", "brief", "draft", "synthesis")
 TOP_K = {"ask": 6, "brief": 8, "draft": 8, "synthesis": 8}
 MAX_ANSWER_TOKENS = {"ask": 350, "brief": 700, "draft": 800, "synthesis": 900}
 MAX_QUESTION_CHARS = 2000
+MODEL_RECHECK_S = 30.0
 MAX_PASSAGE_TOKENS = 300
 ABSTAIN_DENSE_SCORE = 0.78   # below this best e5 cosine, nothing in the library is about the question
 ANCHOR = re.compile(r"\b(?:[A-Z][A-Za-z]*\d[\w-]*|\d+[A-Za-z]+\w*|[A-Z]{2,}[a-z]?|1[5-9]\d\d|20\d\d)\b")
@@ -157,10 +158,17 @@ def format_history(history: Sequence[dict[str, str]], max_tokens: int = 600) -> 
 class AnswerEngine:
     """Answers questions from the library with verified citations."""
 
-    def __init__(self, settings: Settings, retriever: Retriever, model: Any | None = None) -> None:
+    def __init__(
+        self, settings: Settings, retriever: Retriever, model: Any | None = None,
+        model_factory: Callable[[], Any] | None = None,
+    ) -> None:
         self.settings = settings
         self.retriever = retriever
         self.model = model  # an assistant.llm.ChatModel, or None for the extractive backend
+        # While extractive, ``model_factory`` is retried now and then: a model installed in the
+        # background (first `make run`) is picked up without a restart.
+        self.model_factory = model_factory
+        self._next_model_check = 0.0
         self.prompts = load_all()
         self.embeddings = retriever.library.vectors.embeddings
 
@@ -176,8 +184,20 @@ class AnswerEngine:
         assert final is not None
         return final
 
+    def _maybe_load_model(self) -> None:
+        if self.model is not None or self.model_factory is None or time.monotonic() < self._next_model_check:
+            return
+        self._next_model_check = time.monotonic() + MODEL_RECHECK_S
+        try:
+            self.model = self.model_factory()
+        except Exception as exc:  # stay extractive; the reason is logged, the answer still comes
+            log.warning("Chat model not available yet: %s", exc)
+        if self.model is not None:
+            log.info("Chat model ready: %s", self.backend)
+
     async def stream(self, request: AnswerRequest) -> AsyncIterator[Event]:
         started = time.perf_counter()
+        self._maybe_load_model()
         if request.mode not in MODES:
             raise InputError(f"Unknown mode {request.mode!r}; use one of {', '.join(MODES)}.")
         question, notices = clean_question(request.question)

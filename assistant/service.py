@@ -10,4 +10,6 @@ from assistant.settings import Settings
 
 def build_engine(settings: Settings, retriever: Retriever | None = None) -> AnswerEngine:
     """An answer engine on the configured model (None → the extractive backend)."""
-    return AnswerEngine(settings, retriever or Retriever(settings), select_model(settings))
+    model = select_model(settings)
+    factory = (lambda: select_model(settings)) if model is None and settings.llm_backend == "auto" else None
+    return AnswerEngine(settings, retriever or Retriever(settings), model, model_factory=factory)

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Time a new user's first `make run`: fresh clone, empty pip cache, until the chat app answers on its port.
+# Usage: scripts/first_run_benchmark.sh [PORT]   (prints the seconds to a working chat; leaves nothing running)
+set -euo pipefail
+port="${1:-8765}"
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+work="$(mktemp -d)"
+trap 'kill -- -$pid 2>/dev/null || true; sleep 2; rm -rf "$work"' EXIT
+git clone --quiet "$repo" "$work/clone"
+cd "$work/clone"
+export PIP_CACHE_DIR="$work/pip-cache"   # empty: every package is downloaded again
+start=$(date +%s)
+setsid make run PORT="$port" > "$work/run.log" 2>&1 &
+pid=$!
+until curl -fsS "http://127.0.0.1:$port/" >/dev/null 2>&1; do
+  if ! kill -0 "$pid" 2>/dev/null; then echo "make run exited early:"; tail -30 "$work/run.log"; exit 1; fi
+  sleep 2
+done
+end=$(date +%s)
+echo "first make run → chat page served after $((end - start)) s (fresh clone, empty pip cache)"
+grep -E "indexed|unchanged|failed\." "$work/run.log" | tail -2 || true
