@@ -225,14 +225,78 @@ def ask(
                   f"{final.timings.get('total_s', 0):.1f} s[/]")
 
 
+@app.command("eval")
+def eval_command(
+    questions: Annotated[Path, typer.Option("--questions", help="Question file, JSONL (format: docs/evaluation.md).")],
+    corpus: Annotated[Path, typer.Option("--corpus", help="Folder of documents to index and answer from.")],
+    compare: Annotated[Optional[list[str]], typer.Option(
+        "--compare", help="baseline (= baseline-naive + bm25) | naive | bm25; repeatable or comma-separated.")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Report folder (default: reports/<question file name>).")] = None,
+    backend: Annotated[Optional[str], typer.Option(help="auto | openai | local | extractive (overrides POLICYLAB_LLM_BACKEND).")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", help="Only the first N questions.")] = None,
+) -> None:
+    """Evaluate on a question set: metrics, baselines, report.json, report.md and plots in the out folder."""
+    from assistant.errors import ModelUnavailableError
+    from eval.harness import EvalConfig, default_command, run_eval
+    from eval.report import LABELS
+
+    try:
+        config = EvalConfig(questions=questions, corpus=corpus, out=out or Path("reports") / questions.stem,
+                            compare=compare or [], backend=backend, limit=limit, command=default_command())
+        report = run_eval(config, progress=lambda text: errors.print(text, highlight=False, markup=False))
+    except (ValueError, FileNotFoundError, RuntimeError, ModelUnavailableError) as exc:
+        _fail(str(exc))
+    table = Table(title=f"Evaluation: {report['meta']['questions']} questions ({report['meta']['backend']})")
+    table.add_column("metric")
+    for system in report["systems"]:
+        table.add_column(system, justify="right")
+    for metric, label in LABELS.items():
+        values = [report["systems"][s].get(metric) for s in report["systems"]]
+        if any(v is not None for v in values):
+            table.add_row(label, *("—" if v is None else f"{v:.3f}" for v in values))
+    console.print(table)
+    console.print(f"Report: {config.out / 'report.md'}")
+
+
 @app.command()
-def serve(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8000) -> None:
-    """Start the chat app (not built yet: the library is indexed and `policylab ask` answers from it)."""
-    console.print(
-        "The chat app is not part of this version yet. The library is indexed; ask it from the command line:\n"
-        '  .venv/bin/policylab ask "What does the 2005 Convention say about cultural policies?"\n'
-        '  .venv/bin/policylab ask --mode brief "Brief me on Vietnam\'s cultural diplomacy"'
-    )
+def serve(port: Annotated[int, typer.Option(help="Port on the app host (POLICYLAB_APP_HOST, default 127.0.0.1).")] = 8000) -> None:
+    """Start the chat app (Chainlit) on 127.0.0.1:PORT; index the library first (`make run` does both)."""
+    from assistant.app.auth import AccountError, ensure_first_account
+    from assistant.app.launcher import serve as launch
+    from ingest.store import LibraryStore
+
+    settings = get_settings()
+    try:
+        created = ensure_first_account(settings)
+    except AccountError as exc:
+        _fail(str(exc))
+    if created:
+        console.print(f"[bold]First start:[/] created the administrator account [bold]{created[0]}[/] with password "
+                      f"[bold]{created[1]}[/] (stored hashed in {settings.users_path}). "
+                      "Add people with `policylab add-user NAME`.", highlight=False)
+    if not LibraryStore(settings.library_db).complete_doc_ids():
+        errors.print("[yellow]The library is empty: index documents with `policylab ingest knowledge/` (make run does it).[/]")
+    console.print(f"Policy Lab Assistant on http://{settings.app_host}:{port} (Ctrl+C to stop)", highlight=False)
+    launch(settings, port)
+
+
+@app.command("add-user")
+def add_user(
+    username: Annotated[str, typer.Argument(help="Login name.")],
+    role: Annotated[str, typer.Option(help="user | admin (admins can publish uploads to the shared library).")] = "user",
+    password: Annotated[Optional[str], typer.Option(help="Password (prompted when omitted).")] = None,
+) -> None:
+    """Add or update an account of the chat app; the users file stores only a bcrypt hash of the password."""
+    from assistant.app.auth import AccountError, add_user as add
+
+    settings = get_settings()
+    if password is None:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        account = add(settings.users_path, username, password, role)
+    except AccountError as exc:
+        _fail(str(exc))
+    console.print(f"Saved {account.username} ({account.role}) in {settings.users_path}.", highlight=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -69,6 +69,19 @@ class Settings(BaseSettings):
     llm_context: int = Field(4096, description="Context window (tokens) of the local model server.")
     llm_threads: int | None = Field(None, description="CPU threads of the local model server (default: all cores).")
 
+    # Chat app (Chainlit)
+    app_host: str = Field("127.0.0.1", description="Address the chat app listens on; the only origin its CORS policy allows.")
+    users_file: Path | None = Field(
+        None, description="Accounts file (JSON or TOML) with bcrypt-hashed passwords and roles (default: `<data_dir>/users.json`); `policylab add-user` writes it."
+    )
+    users: str | None = Field(
+        None, description="Extra accounts as `name:password:role,…` (role `user` or `admin`; the password may be a bcrypt hash)."
+    )
+    database_url: str | None = Field(
+        None, description="SQLAlchemy async URL of the chat-history database (default: SQLite at `<data_dir>/app.sqlite3`; "
+        "PostgreSQL: `postgresql+asyncpg://user:pw@host/db` with `asyncpg` installed)."
+    )
+
     model_config["protected_namespaces"] = ()
 
     @property
@@ -98,6 +111,21 @@ class Settings(BaseSettings):
     @property
     def logs_dir(self) -> Path:
         return self.data_dir / "logs"
+
+    @property
+    def users_path(self) -> Path:
+        """``users_file``, or ``<data_dir>/users.json`` when unset."""
+        return self.users_file if self.users_file is not None else self.data_dir / "users.json"
+
+    @property
+    def history_url(self) -> str:
+        """``database_url``, or SQLite under the data directory when unset."""
+        return self.database_url or f"sqlite+aiosqlite:///{(self.data_dir / 'app.sqlite3').resolve()}"
+
+    @property
+    def app_dir(self) -> Path:
+        """The generated Chainlit app directory (config, theme, frontend copy, uploads of the chat sessions)."""
+        return self.data_dir / "app"
 
 
 @lru_cache(maxsize=1)
