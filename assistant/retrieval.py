@@ -4,12 +4,18 @@ Metadata filters and visibility (shared library + the viewer's own uploads) are
 resolved once into a set of allowed documents and applied to both retrievers, so a
 private document can never surface for another user. Near-duplicate passages are
 collapsed so the top k is diverse.
+
+Per-query work must not grow with the library: the document list and the chunk ids of an
+allowed set are cached until the library database changes (see ``Retriever._library_version``),
+and a restriction that keeps most of the library is applied to the dense results after the
+search rather than as a Chroma ``$in`` filter over every allowed document.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import threading
 import time
@@ -27,6 +33,8 @@ FILTER_FIELDS = ("doc_type", "country", "region", "language", "publisher", "titl
 DUPLICATE_JACCARD = 0.8
 LEXICAL_WEIGHT = 1.0
 CROSS_LINGUAL_LEXICAL_WEIGHT = 0.1
+DENSE_POSTFILTER_SHARE = 0.25  # allowed chunks / all chunks at or above which dense results are filtered after search
+CACHED_ENTRIES = 64  # viewers and allowed sets remembered per library version
 
 
 @dataclass
@@ -98,6 +106,11 @@ class Retriever:
         self.library = library or Library.open(settings)
         self._lock = threading.Lock()
         self.last_timings: dict[str, float] = {}
+        self._cache_lock = threading.Lock()
+        self._cache_version: object = None
+        self._documents: dict[str | None, list[DocumentInfo]] = {}
+        self._doc_chunks: dict[str, tuple[str, ...]] = {}
+        self._chunk_sets: dict[frozenset[str], frozenset[str]] = {}
 
     def refresh(self) -> None:
         """Reload the BM25 index if another process changed the library."""
@@ -109,16 +122,84 @@ class Retriever:
                 if not self.library.lexical_in_sync():
                     self.library.rebuild_lexical()
 
+    # --- per-version cache of the library database -------------------------
+    def _library_version(self) -> object:
+        """A value that changes whenever the library database does.
+
+        ``PRAGMA data_version`` changes when another connection (another process, or another
+        ``Library``) commits; ``total_changes`` counts the rows changed through our own
+        connection. Without access to the connection nothing is cached.
+        """
+        conn = getattr(self.library.store, "_conn", None)
+        if conn is None:
+            return object()
+        return conn.execute("PRAGMA data_version").fetchone()[0], conn.total_changes
+
+    def _check_cache(self) -> None:
+        """Drop cached documents and chunk sets if the database changed (call with ``_cache_lock`` held)."""
+        version = self._library_version()
+        if version != self._cache_version:
+            self._documents, self._doc_chunks, self._chunk_sets = {}, {}, {}
+            self._cache_version = version
+
+    def _visible_documents(self, viewer: str | None) -> list[DocumentInfo]:
+        """``Library.documents(viewer)``, read from the database once per library version."""
+        with self._cache_lock:
+            self._check_cache()
+            docs = self._documents.get(viewer)
+            if docs is None:
+                if len(self._documents) >= CACHED_ENTRIES:
+                    self._documents.clear()
+                docs = self._documents[viewer] = self.library.documents(viewer=viewer)
+            return docs
+
+    def _allowed_chunks(self, doc_ids: frozenset[str]) -> frozenset[str]:
+        """Chunk ids of ``doc_ids``; the same object is returned while the library is unchanged."""
+        with self._cache_lock:
+            self._check_cache()
+            chunks = self._chunk_sets.get(doc_ids)
+            if chunks is None:
+                store = self.library.store
+                for doc_id in doc_ids - self._doc_chunks.keys():
+                    self._doc_chunks[doc_id] = tuple(store.chunk_ids(doc_id))
+                if len(self._chunk_sets) >= CACHED_ENTRIES:
+                    self._chunk_sets.clear()
+                chunks = self._chunk_sets[doc_ids] = frozenset(
+                    cid for doc_id in doc_ids for cid in self._doc_chunks[doc_id]
+                )
+            return chunks
+
     def allowed_documents(self, filters: SearchFilters | None, viewer: str | None) -> dict[str, DocumentInfo]:
-        docs = self.library.documents(viewer="" if viewer is None else viewer)
+        docs = self._visible_documents("" if viewer is None else viewer)
         return {d.doc_id: d for d in docs if filters is None or filters.matches(d)}
 
+    def _dense(
+        self, vector: list[float], n: int, doc_ids: list[str] | None, allowed_chunks: frozenset[str] | None,
+        total_chunks: int,
+    ) -> list[tuple[str, float]]:
+        """The ``n`` nearest chunks among the allowed ones.
+
+        A Chroma ``$in`` filter over many documents costs far more than the search itself, so
+        when the allowed chunks are a large share of the library the search is widened and the
+        hits outside it dropped; the filter is used only if too few allowed hits remain.
+        """
+        vectors = self.library.vectors
+        if doc_ids is None or allowed_chunks is None:
+            return vectors.query(vector, n, doc_ids)
+        if total_chunks and len(allowed_chunks) >= DENSE_POSTFILTER_SHARE * total_chunks:
+            wide = min(total_chunks, math.ceil(2 * n * total_chunks / len(allowed_chunks)))
+            hits = [hit for hit in vectors.query(vector, wide) if hit[0] in allowed_chunks]
+            if len(hits) >= n:
+                return hits[:n]
+        return vectors.query(vector, n, doc_ids)
+
     def _fused_ranking(
-        self, query: str, n: int, doc_ids: list[str] | None, allowed_chunks: set[str] | None
+        self, query: str, n: int, doc_ids: list[str] | None, allowed_chunks: frozenset[str] | None,
+        total_chunks: int = 0,
     ) -> tuple[list[str], dict[str, dict]]:
         """Chunk ids for one query, best first, and per-chunk ranking evidence."""
         vector = self.library.vectors.embeddings.embed_query(query)
-        dense = self.library.vectors.query(vector, n, doc_ids)
+        dense = self._dense(vector, n, doc_ids, allowed_chunks, total_chunks)
         lexical = self.library.lexical.search(query, n, allowed_chunks)
         lexical_weight = LEXICAL_WEIGHT if detect_language(query) == "en" else CROSS_LINGUAL_LEXICAL_WEIGHT
         fused: dict[str, float] = {}
@@ -146,14 +227,16 @@ class Retriever:
         allowed = self.allowed_documents(filters, viewer)
         if not allowed or not query.strip():
             return []
-        all_visible = len(allowed) == len(self.library.store.complete_doc_ids())
+        complete = self._visible_documents(None)
+        all_visible = len(allowed) == len(complete)
         doc_ids = None if all_visible else list(allowed)
-        allowed_chunks = None if all_visible else {r["chunk_id"] for r in self.library.store.chunk_rows(allowed.keys())}
+        allowed_chunks = None if all_visible else self._allowed_chunks(frozenset(allowed))
+        total_chunks = sum(d.chunks for d in complete)
 
         scores: dict[str, float] = {}
         evidence: dict[str, dict] = {}
         for query_text in retrieval_queries(query, mode):
-            ranking, found = self._fused_ranking(query_text, n, doc_ids, allowed_chunks)
+            ranking, found = self._fused_ranking(query_text, n, doc_ids, allowed_chunks, total_chunks)
             for rank, cid in enumerate(ranking, start=1):
                 scores[cid] = scores.get(cid, 0.0) + 1.0 / (self.settings.rrf_k + rank)
                 if cid not in evidence:

