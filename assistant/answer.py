@@ -311,7 +311,7 @@ class AnswerEngine:
             for c in request.contributions
         )
         fixed = count_tokens(rules + question + contributions) + count_tokens(self.prompts[name].template)
-        budget = self.settings.llm_context - MAX_ANSWER_TOKENS[name] - fixed - 64
+        budget = min(self.settings.llm_context - MAX_ANSWER_TOKENS[name] - fixed - 64, self.settings.llm_prompt_tokens)
         block, used = format_passages(passages, max(budget, 300))
         values = dict(rules=rules, passages=block, question=question, language=language_name(language),
                       not_in_library=NOT_IN_LIBRARY, contributions=contributions or "(none)")

@@ -66,6 +66,9 @@ class Settings(BaseSettings):
         description="Local model: a name installed by `make model` (`<models_dir>/<name>.gguf`) or a path to a `.gguf` file.",
     )
     models_dir: Path | None = Field(None, description="Where local GGUF models live (default: `<data_dir>/models`).")
+    llm_prompt_tokens: int = Field(
+        1200, description="Most tokens of retrieved passages put in a prompt: CPU models read prompts at ~40 tokens/s, so this bounds the time to first token."
+    )
     llm_context: int = Field(4096, description="Context window (tokens) of the local model server.")
     llm_threads: int | None = Field(None, description="CPU threads of the local model server (default: all cores).")
 
