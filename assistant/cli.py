@@ -141,7 +141,6 @@ def library(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")]
 def remove(document: Annotated[str, typer.Argument(help="File name or document id (see `policylab library`).")]) -> None:
     """Remove a document and all its passages from the index."""
     from ingest.library import Library
-    from ingest.pipeline import IngestBusyError  # noqa: F401 (same lock discipline as ingest)
     from filelock import FileLock, Timeout
 
     settings = get_settings()
