@@ -18,7 +18,6 @@ import logging
 import math
 import re
 import threading
-import time
 from dataclasses import dataclass, field
 
 from assistant.language import detect_language
@@ -104,23 +103,11 @@ class Retriever:
     def __init__(self, settings: Settings, library: Library | None = None) -> None:
         self.settings = settings
         self.library = library or Library.open(settings)
-        self._lock = threading.Lock()
-        self.last_timings: dict[str, float] = {}
         self._cache_lock = threading.Lock()
         self._cache_version: object = None
         self._documents: dict[str | None, list[DocumentInfo]] = {}
         self._doc_chunks: dict[str, tuple[str, ...]] = {}
         self._chunk_sets: dict[frozenset[str], frozenset[str]] = {}
-
-    def refresh(self) -> None:
-        """Reload the BM25 index if another process changed the library."""
-        with self._lock:
-            if not self.library.lexical_in_sync():
-                from ingest.lexical import LexicalIndex
-
-                self.library.lexical = LexicalIndex(self.settings.bm25_dir)
-                if not self.library.lexical_in_sync():
-                    self.library.rebuild_lexical()
 
     # --- per-version cache of the library database -------------------------
     def _library_version(self) -> object:
@@ -223,7 +210,6 @@ class Retriever:
         """
         k = k or self.settings.top_k
         n = max(candidates or self.settings.candidates, k)
-        started = time.perf_counter()
         allowed = self.allowed_documents(filters, viewer)
         if not allowed or not query.strip():
             return []
@@ -259,7 +245,6 @@ class Retriever:
                                           ev.get("dense_rank"), ev.get("lexical_rank")))
             if len(passages) == k:
                 break
-        self.last_timings = {"retrieval_s": time.perf_counter() - started}
         return passages
 
     @staticmethod
