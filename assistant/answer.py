@@ -150,6 +150,17 @@ def format_passages(passages: Sequence[Passage], budget_tokens: int) -> tuple[st
     return "\n".join(blocks), used
 
 
+def without_sentinel(draft: str) -> str:
+    """The model's draft without NOT_IN_LIBRARY lines; empty if that is all it wrote.
+
+    A model that writes a cited answer and then adds the sentinel has not abstained: its cited
+    sentences still go to the verifier, which keeps only what the passages support.
+    """
+    lines = [line for line in draft.splitlines() if NOT_IN_LIBRARY not in line]
+    kept = "\n".join(lines).strip()
+    return kept if re.search(r"\[\d+\]", kept) else ""
+
+
 def format_history(history: Sequence[dict[str, str]], max_tokens: int = 600) -> str:
     lines = [f"{turn['role']}: {' '.join(turn['content'].split())}" for turn in history[-6:]]
     return truncate_tokens("\n".join(lines), max_tokens)
@@ -251,12 +262,21 @@ class AnswerEngine:
             timings["generation_s"] = time.perf_counter() - started - timings.get("first_token_s", 0.0)
             timings["answer_tokens"] = float(count_tokens(draft))
 
-        if not draft or NOT_IN_LIBRARY in draft:
-            yield finish(self._abstention(language, passages), [], True, VerificationReport())
-            return
-        verifier = CitationVerifier(self.embeddings)
-        text, citations, report = await asyncio.to_thread(verifier.verify, draft, shown)
-        timings["verify_s"] = time.perf_counter() - started - timings.get("first_token_s", 0.0) - timings.get("generation_s", 0.0)
+        draft = without_sentinel(draft)
+        report = VerificationReport()
+        text, citations = "", []
+        if draft:
+            verifier = CitationVerifier(self.embeddings)
+            text, citations, report = await asyncio.to_thread(verifier.verify, draft, shown)
+            timings["verify_s"] = time.perf_counter() - started - timings.get("first_token_s", 0.0) - timings.get("generation_s", 0.0)
+        if not citations and self.model is not None:
+            # The retrieval gate found relevant passages but the model wrote nothing the program could
+            # verify (small models over-use the sentinel): fall back to quoted sentences, labelled.
+            fallback = await asyncio.to_thread(self._extractive, query, passages, request.mode, language)
+            if fallback:
+                text, citations, report = await asyncio.to_thread(CitationVerifier(self.embeddings).verify, fallback, passages)
+                label = message("model_fallback_label", language)
+                timings["fallback"] = 1.0
         if not citations:
             yield finish(self._abstention(language, passages), [], True, report)
             return

@@ -15,7 +15,7 @@ PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 
 REQUIRED = {
     "rules": {"not_in_library", "language"},
-    "ask": {"rules", "passages", "question", "language", "not_in_library"},
+    "ask": {"rules", "passages", "question", "language"},
     "brief": {"rules", "passages", "question", "language"},
     "draft": {"rules", "passages", "question", "language"},
     "synthesis": {"rules", "passages", "question", "language", "contributions"},

@@ -123,10 +123,17 @@ class Retriever:
         return conn.execute("PRAGMA data_version").fetchone()[0], conn.total_changes
 
     def _check_cache(self) -> None:
-        """Drop cached documents and chunk sets if the database changed (call with ``_cache_lock`` held)."""
+        """Drop cached documents and chunk sets, and follow the vector and BM25 indexes, if the database changed.
+
+        Call with ``_cache_lock`` held.
+        """
         version = self._library_version()
         if version != self._cache_version:
             self._documents, self._doc_chunks, self._chunk_sets = {}, {}, {}
+            if isinstance(self._cache_version, tuple) and version[0] != self._cache_version[0]:
+                self.library.follow_writers()  # another connection wrote
+            else:
+                self.library.follow_lexical()
             self._cache_version = version
 
     def _visible_documents(self, viewer: str | None) -> list[DocumentInfo]:

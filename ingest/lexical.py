@@ -57,8 +57,16 @@ class LexicalIndex:
         self._masks = {}
         self.fingerprint = fingerprint(chunk_ids)
 
-    def rebuild(self, chunk_ids: list[str], texts: list[str]) -> None:
-        """Index ``texts`` (one per chunk id) and save atomically (write aside, then swap)."""
+    def rebuild(self, chunk_ids: list[str], texts: list[str], persist: bool = True) -> None:
+        """Index ``texts`` (one per chunk id); with ``persist``, save atomically (write aside, then swap)."""
+        if not persist:
+            retriever = None
+            if chunk_ids:
+                retriever = bm25s.BM25()
+                retriever.index(self._tokenize(texts), show_progress=False)
+            self._retriever = retriever
+            self._set_ids(chunk_ids)
+            return
         retriever = None
         staging = self.folder.with_name(self.folder.name + ".new")
         shutil.rmtree(staging, ignore_errors=True)

@@ -88,12 +88,28 @@ class Library:
 
     # --- lexical index ---------------------------------------------------
     def lexical_in_sync(self) -> bool:
-        ids = [r["chunk_id"] for r in self.store.chunk_rows()]
-        return self.lexical.fingerprint == fingerprint(ids)
+        return self.lexical.fingerprint == fingerprint(self.store.complete_chunk_ids())
 
-    def rebuild_lexical(self) -> None:
+    def rebuild_lexical(self, persist: bool = True) -> None:
         rows = self.store.chunk_rows()
-        self.lexical.rebuild([r["chunk_id"] for r in rows], [embed_text(r["section"], r["text"]) for r in rows])
+        self.lexical.rebuild([r["chunk_id"] for r in rows], [embed_text(r["section"], r["text"]) for r in rows],
+                             persist=persist)
+
+    def follow_writers(self) -> None:
+        """Catch up with writes made through other connections or processes (vectors and BM25)."""
+        self.vectors.reopen()
+        self.follow_lexical()
+
+    def follow_lexical(self) -> None:
+        """Catch up with another process's writes: reload the saved BM25 index, or build one in memory.
+
+        Readers never write the index files: the writer may still be saving them.
+        """
+        if self.lexical_in_sync():
+            return
+        self.lexical = LexicalIndex(self.lexical.folder)
+        if not self.lexical_in_sync():
+            self.rebuild_lexical(persist=False)
 
     # --- reading -----------------------------------------------------------
     def documents(self, viewer: str | None = None) -> list[DocumentInfo]:

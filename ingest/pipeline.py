@@ -93,6 +93,8 @@ def ingest_paths(
         ) from exc
     try:
         lib = library or Library.open(settings)
+        if library is not None:
+            lib.follow_writers()  # never write over vectors another process added since it was opened
         lib.recover_interrupted()
         files = expand_paths(paths)
         results: list[FileResult] = []

@@ -177,6 +177,12 @@ class LibraryStore:
             params = tuple(ids)
         return self._conn.execute(query + " ORDER BY c.doc_id, c.ordinal", params).fetchall()
 
+    def complete_chunk_ids(self) -> list[str]:
+        """Ids of all chunks of complete documents, in ``chunk_rows`` order."""
+        rows = self._conn.execute("SELECT c.chunk_id FROM chunks c JOIN documents d USING(doc_id)"
+                                  " WHERE d.status='complete' ORDER BY c.doc_id, c.ordinal")
+        return [r[0] for r in rows]
+
     def chunks_by_id(self, chunk_ids: Iterable[str]) -> dict[str, sqlite3.Row]:
         ids = list(chunk_ids)
         if not ids:

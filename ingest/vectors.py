@@ -64,12 +64,29 @@ class VectorIndex:
     def __init__(self, settings: Settings, embeddings: Embeddings) -> None:
         self.settings = settings
         self.embeddings = embeddings
-        self._client = make_client(settings)
+        self._open()
+
+    def _open(self) -> None:
+        self._client = make_client(self.settings)
         self._collection = self._client.get_or_create_collection(
-            name=settings.collection,
-            embedding_function=_ChromaEmbeddingFunction(embeddings),
+            name=self.settings.collection,
+            embedding_function=_ChromaEmbeddingFunction(self.embeddings),
             metadata={"hnsw:space": "cosine"},
         )
+
+    def reopen(self) -> None:
+        """See what another process wrote (embedded mode only; a server is always current).
+
+        Embedded Chroma keeps its vector index in memory, once per process and path, and does not
+        notice another process's writes: drop this process's cached instance and open a fresh one.
+        Handles already in use keep working on the old instance until they are released.
+        """
+        if self.settings.chroma_mode == "server":
+            return
+        from chromadb.api.shared_system_client import SharedSystemClient
+
+        SharedSystemClient._identifier_to_system.pop(str(self.settings.chroma_dir), None)
+        self._open()
 
     def _guard(self, action: str, call):
         try:

@@ -95,3 +95,45 @@ def test_prompts_load_and_have_placeholders():
     prompts = load_all()
     assert {"ask", "brief", "draft", "synthesis", "rules", "rewrite"} <= set(prompts)
     assert "{passages}" in prompts["ask"].template
+
+
+class ScriptedModel:
+    """A chat model that streams a fixed reply: unit-level control over what "the model" writes."""
+
+    name = "scripted"
+
+    def __init__(self, reply: str) -> None:
+        self.reply = reply
+
+    async def stream(self, messages, max_tokens: int, temperature: float = 0.0):
+        for piece in self.reply.split(" "):
+            yield piece + " "
+
+
+def model_engine(engine: AnswerEngine, reply: str) -> AnswerEngine:
+    return AnswerEngine(engine.settings, engine.retriever, model=ScriptedModel(reply))
+
+
+def test_model_that_only_writes_the_sentinel_falls_back_to_labelled_quotes(engine):
+    question = "What does the 2005 Convention say about cultural policies?"
+    answer = run(model_engine(engine, "NOT_IN_LIBRARY"), AnswerRequest(question))
+    assert not answer.abstained and answer.citations
+    assert answer.answer.startswith("*" + message("model_fallback_label", "en"))
+    assert_citations_verbatim(engine, answer)
+
+
+def test_sentinel_after_a_cited_answer_is_dropped_not_taken_as_abstention(engine):
+    question = "What does the 2005 Convention say about cultural policies?"
+    passages = engine.retriever.search(question, k=6)
+    sentence = next(s.strip() for s in passages[0].text.split(".") if len(s.split()) > 8)
+    answer = run(model_engine(engine, f"{sentence} [1].\nNOT_IN_LIBRARY"), AnswerRequest(question))
+    assert not answer.abstained and "NOT_IN_LIBRARY" not in answer.answer
+    assert not answer.answer.startswith("*")  # the model's own (verified) answer, no fallback label
+    assert [c.chunk_id for c in answer.citations] == [passages[0].chunk_id]
+
+
+def test_out_of_scope_question_abstains_whatever_the_model_would_write(engine):
+    answer = run(model_engine(engine, "The Convention sets a quota of 40 % [1]."),
+                 AnswerRequest("What is the recipe for a traditional Bavarian pretzel?"))
+    assert answer.abstained and answer.citations == []
+    assert answer.answer.startswith(message("not_in_library", "en"))

@@ -342,7 +342,7 @@ class FakeEngine:
     def __init__(self, events=None, error: Exception | None = None):
         self.events, self.error, self.requests = events or [], error, []
         store = SimpleNamespace(get=documents)
-        self.retriever = SimpleNamespace(refresh=lambda: None, library=SimpleNamespace(store=store))
+        self.retriever = SimpleNamespace(library=SimpleNamespace(store=store))
         self.model = None
 
     async def stream(self, request):

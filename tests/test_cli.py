@@ -159,3 +159,20 @@ def test_remove_unknown_document_exits_non_zero_with_a_message(library):
     assert "No document 'unknown.pdf'" in squash(run.stderr), run.stderr
     listing = policylab(["library", "--json"], data_dir)
     assert len(json.loads(listing.stdout)) == 2  # nothing else was removed
+
+
+def test_serve_exits_with_the_reason_when_the_app_cannot_start(tmp_path, monkeypatch):
+    """A server that cannot answer (here: its Chroma server is down) stops instead of looking healthy."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead_port, app_port = s.getsockname()[1], None
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        app_port = s.getsockname()[1]
+    monkeypatch.setenv("POLICYLAB_CHROMA_MODE", "server")
+    monkeypatch.setenv("POLICYLAB_CHROMA_PORT", str(dead_port))
+    run = policylab(["serve", "--port", str(app_port)], tmp_path / "data", timeout=180)
+    assert run.returncode == 3, run.stdout + run.stderr
+    assert f"Cannot reach the Chroma server at 127.0.0.1:{dead_port}" in run.stdout + run.stderr

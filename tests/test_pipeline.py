@@ -263,6 +263,27 @@ def test_edited_file_is_replaced_and_old_text_is_gone_everywhere(corpus, setting
     assert len(lib.store.documents()) == 3
 
 
+def test_a_running_retriever_follows_an_edit_made_by_another_process(corpus, settings):
+    """The app keeps one Retriever open while `policylab ingest` changes the library from another process."""
+    ingest_paths([corpus], settings)
+    retriever = Retriever(settings)
+    assert retriever.search(WVR_OLD_SENTENCE, k=3)[0].source_file == TXT_NAME  # precondition
+    paragraphs = wvr_paragraphs()
+    old_paragraph = next(p for p in paragraphs if WVR_OLD_SENTENCE in p)
+    (corpus / TXT_NAME).write_text(
+        "\n\n".join(NEW_PARAGRAPH if p == old_paragraph else p for p in paragraphs) + "\n", encoding="utf-8"
+    )
+    run = cli(["ingest", str(corpus)], settings.data_dir)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+    new_ids = set(Library.open(settings).store.chunk_ids(doc_id_for(TXT_NAME)))
+    assert set(retriever.library.lexical.chunk_ids) != new_ids  # not yet: nothing searched since
+    found = retriever.search(NEW_SENTENCE, k=3)
+    assert found and found[0].source_file == TXT_NAME and NEW_SENTENCE in squash(found[0].text)
+    assert new_ids <= set(retriever.library.lexical.chunk_ids)
+    assert not any(WVR_OLD_SENTENCE in squash(p.text) for p in retriever.search(WVR_OLD_SENTENCE, k=5))
+
+
 # --------------------------------------------------------------------------- removal
 
 

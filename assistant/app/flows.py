@@ -232,7 +232,6 @@ async def answer(question: str, username: str) -> None:
     msg = cl.Message(content="", created_at=utc_now())  # stream_token does not stamp it; history is ordered by it
     final = None
     try:
-        await asyncio.to_thread(st.engine.retriever.refresh)
         async for event in st.engine.stream(request):
             if isinstance(event, SourcesEvent):
                 step.name, step.output = sources_found(event.passages)

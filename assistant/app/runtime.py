@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from assistant.types import DocumentInfo
 
 from assistant.app.auth import AccountRegistry
 from assistant.app.datalayer import ensure_schema, install_routes, make_data_layer
+
+STARTUP_FAILED = 3  # exit status of `policylab serve` when the app cannot start
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +70,16 @@ async def startup() -> None:
     from chainlit.data import get_data_layer
     from chainlit.server import app
 
-    settings = get_settings()
-    await ensure_schema(settings.history_url)
-    engine = await asyncio.to_thread(build_engine, settings)
-    _state = AppState(settings, engine, AccountRegistry(settings))
-    await asyncio.to_thread(_warm_up, engine)
+    try:
+        settings = get_settings()
+        await ensure_schema(settings.history_url)
+        engine = await asyncio.to_thread(build_engine, settings)
+        _state = AppState(settings, engine, AccountRegistry(settings))
+        await asyncio.to_thread(_warm_up, engine)
+    except Exception as exc:  # a server that cannot answer must not sit there looking healthy
+        log.critical("Policy Lab Assistant cannot start: %s", exc, exc_info=True)
+        logging.shutdown()
+        os._exit(STARTUP_FAILED)
     install_routes(app, get_data_layer(), _state.document_path)
     _restrict_socket_origins()
     log.info("Policy Lab Assistant ready: backend %s, %d documents", engine.backend, len(_state.visible_documents("")))

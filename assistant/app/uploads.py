@@ -83,7 +83,6 @@ async def ingest_uploads(uploads: list, username: str, admin: bool) -> list[File
         except Exception as exc:  # the other files go on
             log.exception("Upload of %s failed", name)
             results.append(FileResult(Path(name), name, "failed", reason=f"unexpected error ({exc.__class__.__name__}); see the server log"))
-    await asyncio.to_thread(st.engine.retriever.refresh)
     ok = [r for r in results if r.status in {"indexed", "replaced", "unchanged"}]
     head = (f"Your library now includes {len(ok)} of the {total} file{'s' if total != 1 else ''} you attached; "
             "only you can see them." if ok else f"None of the attached files could be added. Supported: {UPLOAD_HINT}.")
