@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 8000
 export POLICYLAB_DATA_DIR ?= data
 
-.PHONY: run test setup index system-deps bench eval clean llm llm-runtime model bench-llm
+.PHONY: run test setup index system-deps bench eval clean llm llm-runtime model bench-llm load-test reliability
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -82,5 +82,23 @@ EVAL_BACKEND ?= auto
 eval: setup
 	$(POLICYLAB) eval --questions eval/questions/dev.jsonl --corpus knowledge --compare baseline --out reports/dev --backend $(EVAL_BACKEND)
 
+# Bounded loopback load test (20 chats x 60 s on the extractive backend, then 3 at once on the local model
+# when installed) -> reports/load/load_test.json. LOAD_ARGS=--skip-model for run 1 only.
+LOAD_ARGS ?=
+load-test: setup
+	$(PY) -m eval.load_test $(LOAD_ARGS)
+
+# Reliability and security tests, one file at a time -> docs/reliability.md (with the last load-test figures).
+# RELIABILITY_ARGS=--browser adds the Chromium tests; --no-run only rewrites the document.
+RELIABILITY_ARGS ?=
+reliability: setup
+	$(PY) -m eval.reliability_report $(RELIABILITY_ARGS)
+
 clean:
 	rm -rf data .pytest_cache
+
+# Co-drafting rooms: live delivery p50/p95 over 50 posts (two Chromium users) and time to synthesise from
+# 10 contributions (embedded model when installed, else extractive) -> docs/benchmarks.md "Rooms".
+.PHONY: bench-rooms
+bench-rooms: setup system-deps
+	mkdir -p reports && $(PY) -m eval.bench_rooms --json-out reports/bench-rooms.json

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from assistant.citations import Citation, CitationVerifier, VerificationReport
+from assistant.citations import Citation, CitationVerifier, VerificationReport, drop_prompt_echo
 from assistant.extractive import extractive_answer
 from assistant.language import detect_language, language_name
 from assistant.messages import message
@@ -67,13 +67,14 @@ class Answer:
     related: list[dict[str, Any]] = field(default_factory=list)
     verification: VerificationReport = field(default_factory=VerificationReport)
     passages: list[Passage] = field(default_factory=list)
+    model_fallback: bool = False  # the model wrote nothing checkable; the answer is labelled quotes instead
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "answer": self.answer, "abstained": self.abstained, "mode": self.mode, "language": self.language,
             "citations": [c.to_dict() for c in self.citations], "timings": self.timings, "backend": self.backend,
             "query": self.query, "notices": self.notices, "related": self.related,
-            "verification": self.verification.to_dict(),
+            "model_fallback": self.model_fallback, "verification": self.verification.to_dict(),
         }
 
     def to_json(self) -> str:
@@ -195,7 +196,8 @@ class AnswerEngine:
         assert final is not None
         return final
 
-    def _maybe_load_model(self) -> None:
+    def load_model_if_ready(self) -> None:
+        """While extractive, try ``model_factory`` again (at most every MODEL_RECHECK_S seconds)."""
         if self.model is not None or self.model_factory is None or time.monotonic() < self._next_model_check:
             return
         self._next_model_check = time.monotonic() + MODEL_RECHECK_S
@@ -208,7 +210,7 @@ class AnswerEngine:
 
     async def stream(self, request: AnswerRequest) -> AsyncIterator[Event]:
         started = time.perf_counter()
-        self._maybe_load_model()
+        self.load_model_if_ready()
         if request.mode not in MODES:
             raise InputError(f"Unknown mode {request.mode!r}; use one of {', '.join(MODES)}.")
         question, notices = clean_question(request.question)
@@ -225,6 +227,8 @@ class AnswerEngine:
         timings["sources_s"] = time.perf_counter() - started
         yield SourcesEvent(passages)
 
+        fell_back = False
+
         def finish(answer_text: str, citations: list[Citation], abstained: bool, report: VerificationReport) -> FinalEvent:
             timings["total_s"] = time.perf_counter() - started
             related = [] if not abstained else [
@@ -233,7 +237,7 @@ class AnswerEngine:
             return FinalEvent(Answer(
                 answer=answer_text, abstained=abstained, mode=request.mode, language=language, citations=citations,
                 timings=timings, backend=self.backend, query=query, notices=notices, related=related,
-                verification=report, passages=passages,
+                verification=report, passages=passages, model_fallback=fell_back and not abstained,
             ))
 
         if self._out_of_scope(query, passages, request.mode):
@@ -257,7 +261,7 @@ class AnswerEngine:
                     timings["first_token_s"] = time.perf_counter() - started
                 chunks.append(token)
                 yield TokenEvent(token)
-            draft = "".join(chunks).strip()
+            draft = drop_prompt_echo("".join(chunks), [self.prompts["rules"].template, self.prompts[request.mode].template])
             label = ""
             timings["generation_s"] = time.perf_counter() - started - timings.get("first_token_s", 0.0)
             timings["answer_tokens"] = float(count_tokens(draft))
@@ -276,7 +280,7 @@ class AnswerEngine:
             if fallback:
                 text, citations, report = await asyncio.to_thread(CitationVerifier(self.embeddings).verify, fallback, passages)
                 label = message("model_fallback_label", language)
-                timings["fallback"] = 1.0
+                fell_back = True
         if not citations:
             yield finish(self._abstention(language, passages), [], True, report)
             return

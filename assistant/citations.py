@@ -23,6 +23,16 @@ MARKER = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 SENTENCE_END = re.compile(r"[.!?]((?:\s*\[\d+(?:\s*[,;]\s*\d+)*\])*)[ \t]+(?=[^\s\[])")
 PASSAGE_SENTENCE = re.compile(r"[^\n]+?(?:[.!?;](?=\s)|$)", re.MULTILINE)
 NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*(?![\w])")
+# A line of a document that gives orders to an AI assistant (a planted prompt injection) is not evidence:
+# it could only "support" a claim by telling the model to make it. Its sentences are never quoted or cited.
+INSTRUCTION = re.compile(
+    r"\b(?:ignore|disregard|forget|override)\b[^\n]{0,60}?\b(?:instructions?|rules|prompts?|guidelines)\b"
+    r"|\bsystem (?:prompt|instructions?|message)\b"
+    r"|\b(?:in|to) (?:every|each|all) (?:answers?|responses?|replies)\b"
+    r"|\b(?:AI|assistants?|chatbots?|language models?|LLMs?)\b[^\n.]{0,30}\b(?:must|should|shall|will)\b[^\n.]{0,20}"
+    r"\b(?:say|answer|reply|respond|cite|reveal|print|output)\b",
+    re.IGNORECASE,
+)
 
 # Thresholds, calibrated on eval/labels/citation_support.jsonl (see `python -m eval.calibrate_support`).
 LEXICAL_SUPPORT = 0.5      # share of the claim's content words found in the span
@@ -100,19 +110,48 @@ def numbers_in(text: str) -> frozenset[str]:
     return frozenset(n.replace(",", "") for n in NUMBER.findall(text))
 
 
+def instruction_lines(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each line of ``text`` that gives instructions to an AI assistant (see ``INSTRUCTION``)."""
+    found = []
+    offset = 0
+    for line in text.split("\n"):
+        if INSTRUCTION.search(line):
+            found.append((offset, offset + len(line)))
+        offset += len(line) + 1
+    return found
+
+
 def passage_spans(text: str) -> list[_Span]:
-    """Sentence spans of a passage, plus each pair of adjacent sentences."""
+    """Sentence spans of a passage, plus each pair of adjacent sentences (never from an instruction line)."""
     singles = []
+    planted = instruction_lines(text)
     for match in PASSAGE_SENTENCE.finditer(text):
         chunk = match.group(0)
         stripped = chunk.strip()
         if len(stripped) < 3 or stripped.startswith("#"):
             continue  # headings label passages; they are not evidence
+        if any(start <= match.start() < end for start, end in planted):
+            continue  # instructions planted in a document are not evidence
         start = match.start() + chunk.index(stripped)
         singles.append((start, start + len(stripped)))
     spans = [(s, e) for s, e in singles]
-    spans += [(singles[i][0], singles[i + 1][1]) for i in range(len(singles) - 1)]
+    spans += [
+        (singles[i][0], singles[i + 1][1]) for i in range(len(singles) - 1)
+        if not any(singles[i][1] <= start < singles[i + 1][0] for start, _end in planted)  # never across one
+    ]
     return [_Span(s, e, text[s:e], content_words(text[s:e]), numbers_in(text[s:e])) for s, e in spans]
+
+
+def drop_prompt_echo(draft: str, templates: Sequence[str]) -> str:
+    """``draft`` without the lines that repeat the prompt's own instructions (``templates``): a model talked
+    into printing its prompt must not pass the instructions off as part of an answer."""
+    fixed = {
+        line.strip().lstrip("-* ").strip()
+        for template in templates for line in template.splitlines()
+        if "{" not in line and len(line.strip()) >= 20
+    }
+    kept = [line for line in draft.splitlines() if not any(f in line for f in fixed)]
+    return "\n".join(kept).strip()
 
 
 def split_sentences(text: str) -> list[str]:

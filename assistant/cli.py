@@ -128,6 +128,10 @@ def library(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")]
     if as_json:
         print(json.dumps([d.to_dict() for d in docs], ensure_ascii=False, indent=2))
         return
+    if not docs:
+        console.print(f"The library at {get_settings().data_dir} is empty. Add documents with "
+                      "`policylab ingest PATH...` (or `make index` for the default library in knowledge/).")
+        return
     table = Table(title=f"Library: {len(docs)} documents")
     for column in ("file", "title", "publisher", "year", "type", "country/region", "lang", "pages", "chunks", "owner"):
         table.add_column(column, overflow="fold")

@@ -117,7 +117,8 @@ async def run_policylab(engine: Any, question: Question) -> SystemOutput:
     timings = {k: v for k, v in answer.timings.items() if k.endswith("_s")}
     best = max((p.dense_score or 0.0 for p in answer.passages), default=0.0)
     return SystemOutput(ranking=ranking, answer=answer.answer, abstained=answer.abstained, evidence=evidence,
-                        timings=timings, extra={"best_dense_score": round(best, 4), "backend": answer.backend})
+                        timings=timings, extra={"best_dense_score": round(best, 4), "backend": answer.backend,
+                               "model_fallback": answer.model_fallback})
 
 
 async def _run_all(config: EvalConfig, settings: Any, questions: list[Question], progress: Progress) -> dict[str, Any]:

@@ -14,12 +14,13 @@ from eval.scoring import FRACTION_METRICS, STAGES
 log = logging.getLogger(__name__)
 
 BASELINE = "baseline-naive"
-LOWER_IS_BETTER = {"false_abstention_rate"}
+LOWER_IS_BETTER = {"false_abstention_rate", "model_fallback_rate"}
 LABELS = {
     "retrieval_recall@1": "retrieval recall@1", "retrieval_recall@5": "retrieval recall@5",
     "retrieval_recall@10": "retrieval recall@10", "mrr": "MRR (top 10)", "citation_recall": "citation recall (ALCE)",
     "citation_precision": "citation precision (ALCE)", "gold_coverage": "gold coverage",
     "abstention_accuracy": "abstention accuracy", "false_abstention_rate": "false abstention rate ↓",
+    "model_fallback_rate": "answered by quotes after the model failed ↓",
     "language_accuracy": "language accuracy", "must_mention": "must-mention hit rate",
     "judge_faithfulness": "judge faithfulness (1-5)", "judge_helpfulness": "judge helpfulness (1-5)",
     "latency_sources_s_p50": "time to sources, median (s) ↓", "latency_first_token_s_p50": "time to first token, median (s) ↓",

@@ -118,6 +118,8 @@ def aggregate(questions: Sequence[Question], records: Sequence[dict[str, Any]]) 
             sum(r["abstained"] and not r["citations"] for _, r in unanswerable), len(unanswerable))
         answerable = [r for q, r in zip(questions, records) if q.answerable]
         metrics["false_abstention_rate"] = _fraction(sum(r["abstained"] for r in answerable), len(answerable))
+        # Answers the model did not write (its draft had nothing checkable; labelled quotes instead).
+        metrics["model_fallback_rate"] = _fraction(sum(bool(r.get("model_fallback")) for r in answerable), len(answerable))
         languages = [r["language_ok"] for r in answered if "language_ok" in r]
         metrics["language_accuracy"] = _fraction(sum(languages), len(languages))
         terms = [hit for q, r in zip(questions, records) if q.answerable for hit in r["must_mention"].values()]

@@ -9,13 +9,16 @@ trap 'kill -- -$pid 2>/dev/null || true; sleep 2; rm -rf "$work"' EXIT
 git clone --quiet "$repo" "$work/clone"
 cd "$work/clone"
 export PIP_CACHE_DIR="$work/pip-cache"   # empty: every package is downloaded again
+export LLAMA_WHEELS="$work/llama-wheels"  # empty: the background model install compiles llama.cpp again
 start=$(date +%s)
 setsid make run PORT="$port" > "$work/run.log" 2>&1 &
 pid=$!
-until curl -fsS "http://127.0.0.1:$port/" >/dev/null 2>&1; do
+# Working chat = the app logged that its engine is built and warm, and its page is served.
+until grep -q "Policy Lab Assistant ready" "$work/run.log" && curl -fsS "http://127.0.0.1:$port/" >/dev/null 2>&1; do
   if ! kill -0 "$pid" 2>/dev/null; then echo "make run exited early:"; tail -30 "$work/run.log"; exit 1; fi
   sleep 2
 done
 end=$(date +%s)
-echo "first make run → chat page served after $((end - start)) s (fresh clone, empty pip cache)"
+echo "first make run → chat ready after $((end - start)) s (fresh clone, empty pip cache, no llama.cpp build cached)"
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (above ~2.5 on 2 cores the figure is disturbed)"
 grep -E "indexed|unchanged|failed\." "$work/run.log" | tail -2 || true

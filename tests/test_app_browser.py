@@ -9,27 +9,20 @@ go to test-artifacts/, with the measured times to first source and first answer 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from browser_support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, LOCAL, POLICYLAB, AppServer, free_port
 from conftest import KNOWLEDGE, REPO
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = Path("/usr/bin/chromium")
-POLICYLAB = Path(sys.executable).with_name("policylab")
-ARTIFACTS = REPO / "test-artifacts"
 LIBRARY_FILES = (
     "unesco-2005-convention-diversity-of-cultural-expressions.md",
     "wvr-culture-pillar-of-comprehensive-diplomacy-vietnam.txt",
@@ -40,69 +33,11 @@ VIETNAM_ARTICLE = "Culture - The pillar of comprehensive diplomacy at a new heig
 USERS = {"alice": ("alice-password", "admin"), "bob": ("bob-password", "user")}
 UPLOAD_NAME = "mekong-rhine-residency.pdf"
 UPLOAD_QUESTION = "What monthly stipend does the Mekong Rhine Artist Residency pay to resident artists?"
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
-]
-LOCAL = re.compile(r"^(https?|wss?)://(127\.0\.0\.1|localhost)(:\d+)?/|^(data|blob|about):")
 ANSWER_TIMEOUT_MS = 240_000
 DONE = "checked against the sources"
 
 if not CHROMIUM.exists():
     pytest.skip("Debian's chromium is not installed (make system-deps installs it)", allow_module_level=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class AppServer:
-    """`policylab serve` in its own process group, started and stopped by the tests."""
-
-    def __init__(self, data_dir: Path, port: int) -> None:
-        self.data_dir, self.port = data_dir, port
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("POLICYLAB_", "CHAINLIT_"))}
-        self.env.update(POLICYLAB_DATA_DIR=str(data_dir), HF_HUB_OFFLINE="1", ANONYMIZED_TELEMETRY="False")
-        self.log = data_dir / "server.log"
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 240) -> None:
-        handle = self.log.open("a")
-        self.process = subprocess.Popen([str(POLICYLAB), "serve", "--port", str(self.port)], env=self.env,
-                                        cwd=REPO, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"the app exited with {self.process.returncode}:\n{self.log.read_text()[-4000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
-                    if response.status == 200 and "Policy Lab Assistant ready" in self.log.read_text():
-                        return
-            except OSError:
-                pass
-            time.sleep(0.5)
-        self.stop()
-        pytest.fail(f"the app did not start within {timeout:.0f} s:\n{self.log.read_text()[-4000:]}")
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
 
 
 @pytest.fixture(scope="module")

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import chainlit as cl
 
-from assistant.app import flows, runtime, uploads
+from assistant.app import flows, rooms, runtime, uploads
 
 
 @cl.on_app_startup
 async def on_app_startup() -> None:
     await runtime.startup()
+    await rooms.startup()
 
 
 @cl.on_app_shutdown
 async def on_app_shutdown() -> None:
     await runtime.shutdown()
+    await rooms.shutdown()
 
 
 @cl.data_layer
@@ -35,11 +37,13 @@ async def chat_profiles(current_user: cl.User | None, language: str | None = Non
 @cl.on_chat_start
 async def on_chat_start() -> None:
     await flows.chat_start()
+    await rooms.chat_start()
 
 
 @cl.on_chat_resume
 async def on_chat_resume(thread) -> None:
     await flows.chat_resume(thread)
+    await rooms.chat_resume()
 
 
 @cl.on_settings_update
@@ -49,7 +53,8 @@ async def on_settings_update(values: dict) -> None:
 
 @cl.on_message
 async def on_message(message: cl.Message) -> None:
-    await flows.handle_message(message)
+    if not await rooms.handle_message(message):  # room commands and contributions first
+        await flows.handle_message(message)
 
 
 @cl.on_stop

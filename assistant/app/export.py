@@ -155,3 +155,144 @@ def to_docx(doc: ExportDoc) -> bytes:
     buffer = io.BytesIO()
     document.save(buffer)
     return buffer.getvalue()
+
+
+# --- co-drafting rooms --------------------------------------------------------------------------
+def _room_sources(state) -> list[ExportSource]:
+    current = state.current
+    return [
+        ExportSource(c["n"], c["title"], c.get("publisher", ""), c.get("year"),
+                     f"p. {c['page']}" if c.get("page") is not None else _short_section(c), c["quote"],
+                     c["source_file"], c.get("page"))
+        for c in (current.citations if current else [])
+    ]
+
+
+def _short_section(c: dict[str, Any]) -> str:
+    from assistant.types import short_section
+
+    return short_section(c.get("section", ""), c.get("title", "")) or "whole document"
+
+
+def room_filename(state, suffix: str) -> str:
+    words = re.findall(r"[A-Za-z0-9]+", state.room.topic.lower())[:6]
+    return f"policylab-room-{'-'.join(words) or state.room.code.lower()}.{suffix}"
+
+
+def _room_contributors(state) -> list[str]:
+    counts: dict[str, int] = {}
+    for c in state.contributions:
+        counts[c.author] = counts.get(c.author, 0) + 1
+    lines = []
+    for m in state.members:
+        role = " (facilitator)" if m.role == "facilitator" else ""
+        n = counts.get(m.username, 0)
+        lines.append(f"{m.username}{role} — {n} contribution{'s' if n != 1 else ''}")
+    return lines
+
+
+def _room_tally_lines(state) -> list[str]:
+    from assistant.rooms.draft import SECTIONS
+
+    votes = state.tally()
+    lines = []
+    for section in SECTIONS:
+        v = votes.get(section, {"endorse": [], "object": []})
+        lines.append(f"{SECTIONS.index(section) + 1}. {section}: {len(v['endorse'])} endorse"
+                     f"{' (' + ', '.join(v['endorse']) + ')' if v['endorse'] else ''}, {len(v['object'])} object"
+                     f"{' (' + ', '.join(v['object']) + ')' if v['object'] else ''}")
+    return lines
+
+
+def _room_meta(state) -> str:
+    current = state.current
+    status = f"closed {state.room.closed_at[:16].replace('T', ' ')} UTC" if state.room.closed_at else "open (draft in progress)"
+    version = f"version {current.number} ({current.backend})" if current else "no draft"
+    return (f"Topic: {state.room.topic} · facilitator {state.room.facilitator} · room {status} · {version} · "
+            f"exported {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}")
+
+
+def room_to_markdown(state) -> str:
+    """A room's final draft as Markdown: text, numbered sources, contributors, appendix of contributions and tally."""
+    current = state.current
+    lines = ["# Joint recommendation", "", f"*{_room_meta(state)}*", ""]
+    lines += [current.body.strip() if current else "*No draft was synthesised in this room.*", ""]
+    sources = _room_sources(state)
+    lines += ["## Sources", ""]
+    for s in sources:
+        lines += [f"{s.n}. {s.reference}  ", f"   > {' '.join(s.quote.split())}", f"   `{s.source_file}`", ""]
+    if not sources:
+        lines += ["*Nothing is cited.*", ""]
+    lines += ["## Contributors", ""] + [f"- {line}" for line in _room_contributors(state)] + [""]
+    lines += ["## Appendix A — Contributions", ""]
+    for i, c in enumerate(state.contributions, start=1):
+        lines.append(f"{i}. **{c.author}** ({c.kind}, {c.created_at[:16].replace('T', ' ')}): {' '.join(c.text.split())}")
+    lines += ["", "## Appendix B — Endorsements and objections", ""] + [f"- {line}" for line in _room_tally_lines(state)]
+    comments = [f for f in state.feedback if f.kind == "comment"]
+    if comments:
+        lines += ["", "Comments:", ""] + [f"- {f.author} on {f.section} (version {f.version}): {f.text}" for f in comments]
+    lines += ["", "## Appendix C — Versions", ""]
+    for v in state.versions:
+        what = "synthesis" if v.kind == "synthesis" else f"revision of {v.section}: “{v.request}”"
+        lines.append(f"- Version {v.number}: {what} — asked by {v.author} ({v.created_at[:16].replace('T', ' ')})")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def room_to_docx(state) -> bytes:
+    """The same content as :func:`room_to_markdown`, as a Word document."""
+    from docx import Document
+    from docx.shared import Pt
+
+    current = state.current
+    document = Document()
+    document.core_properties.title = f"Joint recommendation: {state.room.topic}"[:250]
+    document.core_properties.author = "Policy Lab Assistant"
+    document.add_heading("Joint recommendation", level=0)
+    document.add_paragraph().add_run(_room_meta(state)).italic = True
+    if current is None:
+        document.add_paragraph("No draft was synthesised in this room.")
+    for raw in (current.body if current else "").strip().splitlines():
+        line = raw.rstrip()
+        if not line.strip():
+            continue
+        heading = re.match(r"^(#{1,4})\s+(.*)$", line)
+        bullet = re.match(r"^\s*[-*•]\s+(.*)$", line)
+        numbered = re.match(r"^\s*\d+[.)]\s+(.*)$", line)
+        if heading:
+            document.add_heading(_plain(heading.group(2)).strip("* "), level=min(len(heading.group(1)), 3))
+        elif bullet:
+            _add_inline(document.add_paragraph(style="List Bullet"), bullet.group(1))
+        elif numbered:
+            _add_inline(document.add_paragraph(style="List Number"), numbered.group(1))
+        else:
+            _add_inline(document.add_paragraph(), line)
+    document.add_heading("Sources", level=1)
+    sources = _room_sources(state)
+    if not sources:
+        document.add_paragraph("Nothing is cited.")
+    for s in sources:
+        entry = document.add_paragraph()
+        entry.add_run(f"[{s.n}] ").bold = True
+        entry.add_run(s.reference)
+        document.add_paragraph(style="Quote").add_run(f"\u201c{' '.join(s.quote.split())}\u201d")
+        document.add_paragraph().add_run(s.source_file).font.size = Pt(8)
+    document.add_heading("Contributors", level=1)
+    for line in _room_contributors(state):
+        document.add_paragraph(line, style="List Bullet")
+    document.add_heading("Appendix A — Contributions", level=1)
+    for c in state.contributions:
+        item = document.add_paragraph(style="List Number")
+        item.add_run(f"{c.author}").bold = True
+        item.add_run(f" ({c.kind}, {c.created_at[:16].replace('T', ' ')}): {' '.join(c.text.split())}")
+    document.add_heading("Appendix B — Endorsements and objections", level=1)
+    for line in _room_tally_lines(state):
+        document.add_paragraph(line, style="List Bullet")
+    for f in (f for f in state.feedback if f.kind == "comment"):
+        document.add_paragraph(f"Comment by {f.author} on {f.section} (version {f.version}): {f.text}")
+    document.add_heading("Appendix C — Versions", level=1)
+    for v in state.versions:
+        what = "synthesis" if v.kind == "synthesis" else f"revision of {v.section}: \u201c{v.request}\u201d"
+        document.add_paragraph(f"Version {v.number}: {what} — asked by {v.author}", style="List Bullet")
+    buffer = io.BytesIO()
+    document.save(buffer)
+    return buffer.getvalue()

@@ -136,12 +136,17 @@ async def send_settings(values: dict[str, Any] | None = None) -> None:
     cl.user_session.set("year_bounds", [widgets[2].min, widgets[2].max])
 
 
-async def set_commands() -> None:
+def chat_commands(username: str) -> list[dict]:
+    """The chat's commands for ``username`` (Publish for admins only)."""
     commands = [{"id": "Library", "icon": "library", "description": "List the documents you can ask about", "button": False}]
-    if state().role(_username()) == "admin":
+    if state().role(username) == "admin":
         commands.append({"id": "Publish", "icon": "share-2",
                          "description": "Publish one of your uploads to the shared library (type its file name)", "button": False})
-    await cl.context.emitter.set_commands(commands)
+    return commands
+
+
+async def set_commands() -> None:
+    await cl.context.emitter.set_commands(chat_commands(_username()))
 
 
 async def chat_start() -> None:

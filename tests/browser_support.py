@@ -1,0 +1,166 @@
+"""Browser-test support shared by the app and room tests: a real `policylab serve` in its own
+process group over a temporary data directory, and the Chromium settings that keep the page offline."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+CHROMIUM = Path("/usr/bin/chromium")
+POLICYLAB = Path(sys.executable).with_name("policylab")
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
+]
+LOCAL = re.compile(r"^(https?|wss?)://(127\.0\.0\.1|localhost)(:\d+)?/|^(data|blob|about):")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class AppServer:
+    """`policylab serve` in its own process group, started and stopped by the tests."""
+
+    def __init__(self, data_dir: Path, port: int, env: Mapping[str, str] | None = None) -> None:
+        self.data_dir, self.port = data_dir, port
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("POLICYLAB_", "CHAINLIT_"))}
+        self.env.update(POLICYLAB_DATA_DIR=str(data_dir), HF_HUB_OFFLINE="1", ANONYMIZED_TELEMETRY="False")
+        self.env.update(env or {})  # e.g. POLICYLAB_LLM_BACKEND=extractive
+        self.log = data_dir / "server.log"
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 240) -> None:
+        handle = self.log.open("a")
+        self.process = subprocess.Popen([str(POLICYLAB), "serve", "--port", str(self.port)], env=self.env,
+                                        cwd=REPO, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"the app exited with {self.process.returncode}:\n{self.log.read_text()[-4000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
+                    if response.status == 200 and "Policy Lab Assistant ready" in self.log.read_text():
+                        return
+            except OSError:
+                pass
+            time.sleep(0.5)
+        self.stop()
+        pytest.fail(f"the app did not start within {timeout:.0f} s:\n{self.log.read_text()[-4000:]}")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+# --- used by the reliability and security tests -------------------------------------------------
+DONE = "checked against the sources"
+
+
+def build_app_data(root: Path, knowledge_files: tuple[str, ...], extra: Mapping[str, str] | None = None,
+                   users: Mapping[str, tuple[str, str]] | None = None) -> Path:
+    """A data directory whose library holds ``knowledge_files`` (with their catalog entries) and the generated
+    ``extra`` files (name → text), indexed by `policylab ingest`, with ``users`` (name → (password, role))."""
+    import json
+    import shutil
+
+    from assistant.app.auth import add_user
+    from conftest import KNOWLEDGE
+
+    library = root / "library"
+    library.mkdir(parents=True)
+    catalog = [e for e in json.loads((KNOWLEDGE / "catalog.json").read_text()) if e["file"] in knowledge_files]
+    (library / "catalog.json").write_text(json.dumps(catalog))
+    for name in knowledge_files:
+        shutil.copy(KNOWLEDGE / name, library / name)
+    for name, text in (extra or {}).items():
+        (library / name).write_text(text, encoding="utf-8")
+    data_dir = root / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("POLICYLAB_", "CHAINLIT_"))}
+    env.update(POLICYLAB_DATA_DIR=str(data_dir), HF_HUB_OFFLINE="1", ANONYMIZED_TELEMETRY="False")
+    indexed = subprocess.run([str(POLICYLAB), "ingest", str(library)], env=env, cwd=REPO,
+                             capture_output=True, text=True, timeout=1800)
+    assert indexed.returncode == 0, indexed.stdout + indexed.stderr
+    for name, (password, role) in (users or {}).items():
+        add_user(data_dir / "users.json", name, password, role)
+    return data_dir
+
+
+class Visit:
+    """One browser context (one person) with every request it made and every dialog its page opened."""
+
+    def __init__(self, browser, server: AppServer, users: Mapping[str, tuple[str, str]]) -> None:
+        self.server, self.users = server, users
+        self.context = browser.new_context(viewport={"width": 1400, "height": 900})
+        self.context.set_default_timeout(60_000)
+        self.requests: list[str] = []
+        self.dialogs: list[str] = []
+        self.context.on("request", lambda request: self.requests.append(request.url))
+        self.page = self.context.new_page()
+        self.page.on("dialog", self._on_dialog)
+
+    def _on_dialog(self, dialog) -> None:
+        self.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    def shot(self, name: str) -> None:
+        ARTIFACTS.mkdir(exist_ok=True)
+        self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+    def login(self, user: str) -> None:
+        page = self.page
+        page.goto(self.server.url)
+        page.wait_for_selector("#email")
+        page.fill("#email", user)
+        page.fill("#password", self.users[user][0])
+        page.click("button[type=submit]")
+        page.wait_for_selector("#chat-input")
+        page.wait_for_selector("#chat-settings-open-modal")  # sent by on_chat_start: the session is live
+
+    def send(self, text: str) -> None:
+        self.page.fill("#chat-input", text)
+        self.page.press("#chat-input", "Enter")
+
+    def wait_answer(self, before: int = 0, timeout_ms: int = 240_000) -> None:
+        self.page.wait_for_function(
+            "([text, n]) => document.body.innerText.split(text).length - 1 > n", arg=[DONE, before], timeout=timeout_ms,
+        )
+        self.page.wait_for_timeout(300)
+
+    def last_answer(self):
+        return self.page.locator('[data-step-type="assistant_message"]', has_text=DONE).last
+
+    def outside_requests(self) -> list[str]:
+        return [url for url in self.requests if not LOCAL.match(url)]
+
+    def close(self) -> None:
+        self.context.close()
