@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 8000
 export POLICYLAB_DATA_DIR ?= data
 
-.PHONY: run test setup index system-deps bench eval clean llm llm-runtime model bench-llm load-test reliability
+.PHONY: run test setup index system-deps bench eval clean llm llm-runtime model test-models bench-llm load-test reliability
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -54,6 +54,11 @@ model: $(STAMP)
 
 llm: llm-runtime model
 
+# Small models for the tests that need a real model server but not a good writer (lifecycle, crash, content).
+TEST_MODELS := smollm2-135m qwen2.5-coder-0.5b
+test-models: $(STAMP)
+	@for name in $(TEST_MODELS); do $(PY) scripts/install_model.py $$name || exit 1; done
+
 bench-llm: llm-runtime
 	$(PY) -m eval.bench_llm
 
@@ -69,7 +74,7 @@ run: index
 	fi
 	$(POLICYLAB) serve --port $(PORT)
 
-test: setup system-deps llm
+test: setup system-deps llm test-models
 	$(PY) -m pytest
 
 bench: setup

@@ -130,10 +130,7 @@ class Retriever:
         version = self._library_version()
         if version != self._cache_version:
             self._documents, self._doc_chunks, self._chunk_sets = {}, {}, {}
-            if isinstance(self._cache_version, tuple) and version[0] != self._cache_version[0]:
-                self.library.follow_writers()  # another connection wrote
-            else:
-                self.library.follow_lexical()
+            self.library.follow_writers()
             self._cache_version = version
 
     def _visible_documents(self, viewer: str | None) -> list[DocumentInfo]:

@@ -16,6 +16,9 @@ from ingest.vectors import VectorIndex
 log = logging.getLogger(__name__)
 
 
+VECTOR_WRITE_KEY = "last_vector_write"  # meta key: stamp of the last vector write (see VectorIndex.follow)
+
+
 def embed_text(section: str, text: str) -> str:
     return f"{section}\n{text}" if section else text
 
@@ -42,6 +45,7 @@ class Library:
         dropped = []
         for info in self.store.documents(status="ingesting"):
             self.vectors.delete_doc(info.doc_id)
+            self._stamp_vector_write()
             self.store.delete(info.doc_id)
             dropped.append(info.source_file)
             log.warning("Removed %s, left half-ingested by an interrupted run; it will be ingested again.", info.source_file)
@@ -62,9 +66,11 @@ class Library:
                 self.vectors.upsert(part, vectors)
                 if progress:
                     progress("chunks", start + len(part), len(chunks))
+            self._stamp_vector_write()
             self.store.mark_complete(info.doc_id)
         except BaseException:
             self.vectors.delete_doc(info.doc_id)
+            self._stamp_vector_write()
             self.store.delete(info.doc_id)
             raise
 
@@ -74,6 +80,7 @@ class Library:
         if target is None:
             return None
         self.vectors.delete_doc(target.doc_id)
+        self._stamp_vector_write()
         self.store.delete(target.doc_id)
         self.rebuild_lexical()
         return target
@@ -95,9 +102,13 @@ class Library:
         self.lexical.rebuild([r["chunk_id"] for r in rows], [embed_text(r["section"], r["text"]) for r in rows],
                              persist=persist)
 
+    def _stamp_vector_write(self) -> None:
+        """Record that this process changed the vectors, so that other processes reopen theirs."""
+        self.store.set_meta(VECTOR_WRITE_KEY, self.vectors.new_stamp())
+
     def follow_writers(self) -> None:
         """Catch up with writes made through other connections or processes (vectors and BM25)."""
-        self.vectors.reopen()
+        self.vectors.follow(self.store.get_meta(VECTOR_WRITE_KEY))
         self.follow_lexical()
 
     def follow_lexical(self) -> None:

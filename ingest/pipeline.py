@@ -93,8 +93,7 @@ def ingest_paths(
         ) from exc
     try:
         lib = library or Library.open(settings)
-        if library is not None:
-            lib.follow_writers()  # never write over vectors another process added since it was opened
+        lib.follow_writers()  # never write over vectors another process added since this process read them
         lib.recover_interrupted()
         files = expand_paths(paths)
         results: list[FileResult] = []

@@ -48,6 +48,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     text TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
@@ -176,6 +177,15 @@ class LibraryStore:
             query += f" AND c.doc_id IN ({','.join('?' * len(ids))})"
             params = tuple(ids)
         return self._conn.execute(query + " ORDER BY c.doc_id, c.ordinal", params).fetchall()
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction() as conn:
+            conn.execute("INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                         (key, value))
 
     def complete_chunk_ids(self) -> list[str]:
         """Ids of all chunks of complete documents, in ``chunk_rows`` order."""

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
+import threading
+import uuid
 from collections.abc import Sequence
 
 import chromadb
@@ -40,6 +44,20 @@ class _ChromaEmbeddingFunction(EmbeddingFunction[Documents]):
         raise NotImplementedError("The policylab embedding function is provided by the application.")
 
 
+# Embedded Chroma caches one system per path and process; creating it from one thread while another drops
+# or creates it (an upload opening the library while a search reopens its view) fails with KeyError or
+# "'RustBindingsAPI' object has no attribute 'bindings'". One lock serialises opening and reopening.
+EMBEDDED_LOCK = threading.RLock()
+# Embedded Chroma holds its vector index in memory, once per process and path, and does not notice another
+# process's writes. Each write is stamped "<process token>:<n>" in the library database (see Library);
+# a stamp from another process that this process has not seen yet opens a new generation: a fresh
+# instance that every VectorIndex of this process then joins before its next operation.
+PROCESS_TOKEN = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+_write_numbers = itertools.count(1)
+_generations: dict[str, int] = {}
+_seen_stamps: dict[str, str] = {}
+
+
 def make_client(settings: Settings) -> chromadb.ClientAPI:
     from chromadb.config import Settings as ChromaSettings
 
@@ -55,7 +73,8 @@ def make_client(settings: Settings) -> chromadb.ClientAPI:
             ) from exc
         return client
     settings.chroma_dir.mkdir(parents=True, exist_ok=True)
-    return chromadb.PersistentClient(path=str(settings.chroma_dir), settings=chroma_settings)
+    with EMBEDDED_LOCK:
+        return chromadb.PersistentClient(path=str(settings.chroma_dir), settings=chroma_settings)
 
 
 class VectorIndex:
@@ -66,27 +85,49 @@ class VectorIndex:
         self.embeddings = embeddings
         self._open()
 
+    @property
+    def _key(self) -> str:
+        return str(self.settings.chroma_dir)
+
     def _open(self) -> None:
-        self._client = make_client(self.settings)
-        self._collection = self._client.get_or_create_collection(
-            name=self.settings.collection,
-            embedding_function=_ChromaEmbeddingFunction(self.embeddings),
-            metadata={"hnsw:space": "cosine"},
-        )
+        with EMBEDDED_LOCK:
+            self._generation = _generations.get(self._key, 0)
+            self._client = make_client(self.settings)
+            self._collection = self._client.get_or_create_collection(
+                name=self.settings.collection,
+                embedding_function=_ChromaEmbeddingFunction(self.embeddings),
+                metadata={"hnsw:space": "cosine"},
+            )
 
-    def reopen(self) -> None:
-        """See what another process wrote (embedded mode only; a server is always current).
+    @staticmethod
+    def new_stamp() -> str:
+        """A stamp for one write of this process (stored by the library after the write)."""
+        return f"{PROCESS_TOKEN}:{next(_write_numbers)}"
 
-        Embedded Chroma keeps its vector index in memory, once per process and path, and does not
-        notice another process's writes: drop this process's cached instance and open a fresh one.
-        Handles already in use keep working on the old instance until they are released.
+    def follow(self, stamp: str | None) -> None:
+        """Catch up with the last write, given its stamp: reopen if another process made it.
+
+        A server is always current; in-process writers share one instance, so only another
+        process's stamp, not seen before, opens a new generation.
         """
-        if self.settings.chroma_mode == "server":
+        if self.settings.chroma_mode == "server" or not stamp or stamp.startswith(PROCESS_TOKEN + ":"):
             return
         from chromadb.api.shared_system_client import SharedSystemClient
 
-        SharedSystemClient._identifier_to_system.pop(str(self.settings.chroma_dir), None)
-        self._open()
+        with EMBEDDED_LOCK:
+            if _seen_stamps.get(self._key) != stamp:
+                SharedSystemClient._identifier_to_system.pop(self._key, None)
+                _generations[self._key] = _generations.get(self._key, 0) + 1
+                _seen_stamps[self._key] = stamp
+            if self._generation != _generations.get(self._key, 0):
+                self._open()
+
+    @property
+    def _current(self):
+        """This process's current collection handle (after another VectorIndex opened a new generation)."""
+        if self.settings.chroma_mode != "server" and self._generation != _generations.get(self._key, 0):
+            self._open()
+        return self._collection
 
     def _guard(self, action: str, call):
         try:
@@ -102,14 +143,14 @@ class VectorIndex:
             raise
 
     def count(self) -> int:
-        return self._guard("count vectors", self._collection.count)
+        return self._guard("count vectors", lambda: self._current.count())
 
     def upsert(self, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]) -> None:
         if not chunks:
             return
         self._guard(
             "store vectors",
-            lambda: self._collection.upsert(
+            lambda: self._current.upsert(
                 ids=[c.chunk_id for c in chunks],
                 embeddings=[list(v) for v in vectors],
                 metadatas=[{"doc_id": c.doc_id, "page_index": c.page_index} for c in chunks],
@@ -117,10 +158,10 @@ class VectorIndex:
         )
 
     def delete_doc(self, doc_id: str) -> None:
-        self._guard("delete vectors", lambda: self._collection.delete(where={"doc_id": doc_id}))
+        self._guard("delete vectors", lambda: self._current.delete(where={"doc_id": doc_id}))
 
     def ids_for_doc(self, doc_id: str) -> list[str]:
-        return self._guard("list vectors", lambda: self._collection.get(where={"doc_id": doc_id}, include=[])["ids"])
+        return self._guard("list vectors", lambda: self._current.get(where={"doc_id": doc_id}, include=[])["ids"])
 
     def query(self, vector: Sequence[float], n: int, doc_ids: Sequence[str] | None = None) -> list[tuple[str, float]]:
         """(chunk id, cosine similarity) of the ``n`` nearest chunks, limited to ``doc_ids`` if given."""
@@ -131,7 +172,7 @@ class VectorIndex:
             where = {"doc_id": {"$in": list(doc_ids)}}
         result = self._guard(
             "search",
-            lambda: self._collection.query(query_embeddings=[list(vector)], n_results=n, where=where, include=["distances"]),
+            lambda: self._current.query(query_embeddings=[list(vector)], n_results=n, where=where, include=["distances"]),
         )
         return [(cid, 1.0 - float(dist)) for cid, dist in zip(result["ids"][0], result["distances"][0])]
 

@@ -129,3 +129,36 @@ def test_prompt_injection_in_a_document_does_not_change_behaviour(tmp_path, llm_
     assert "system prompt" not in answer.answer.lower()
     assert_verbatim(engine, answer, library)
     assert all(c.n <= len(answer.citations) for c in answer.citations)
+
+
+ROOM_TOPIC = "Fairer artist mobility between Asia and Europe"
+ROOM_CONTRIBUTIONS = [
+    ("alice", "proposal", "Ministries of culture should fund visa and travel costs for artists from the Global South."),
+    ("bob", "experience", "Our festival lost two Vietnamese performers because their visas came too late."),
+    ("carol", "objection", "Funding travel helps only artists already invited; fund open calls and residencies instead."),
+]
+
+
+def test_room_synthesis_and_revision_with_real_model(llm_engine):
+    """The co-drafting room's two model calls on the real model: a cited, attributed draft, then a revised section."""
+    from assistant.rooms import synthesis
+    from assistant.rooms.draft import SECTIONS, section_text, split_sections
+    from assistant.rooms.models import Contribution, Version
+
+    contributions = [Contribution(i + 1, a, k, t, "") for i, (a, k, t) in enumerate(ROOM_CONTRIBUTIONS)]
+    first = asyncio.run(synthesis.synthesise(llm_engine, ROOM_TOPIC, contributions, "alice"))
+    assert [s.name for s in split_sections(first.body)[1]] == list(SECTIONS)
+    assert first.backend.startswith("local:") and "proposed by alice" in first.body
+    store = llm_engine.retriever.library.store
+    for c in first.citations:  # exact quotes of the shared library
+        assert store.page_text(c["doc_id"], c["page_index"])[c["quote_start"]:c["quote_end"]] == c["quote"]
+
+    base = Version(1, first.body, first.citations, "synthesis", "alice", first.request, None, "", first.backend,
+                   first.contributions_upto, "")
+    request = "make the first step concrete for small organisations"
+    revised = asyncio.run(synthesis.revise(llm_engine, ROOM_TOPIC, base, "Implementation steps", request, "bob"))
+    assert revised.request == request and revised.section == "Implementation steps"
+    assert section_text(revised.body, "Implementation steps") != section_text(first.body, "Implementation steps")
+    for c in revised.citations:
+        assert store.page_text(c["doc_id"], c["page_index"])[c["quote_start"]:c["quote_end"]] == c["quote"]
+    print(f"\nrevision backend: {revised.backend}\n{section_text(revised.body, 'Implementation steps')}")

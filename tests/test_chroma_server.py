@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from assistant.answer import AnswerEngine, AnswerRequest
 from assistant.retrieval import Retriever
 from conftest import KNOWLEDGE, REPO, make_settings
 from ingest.library import Library
@@ -24,6 +26,7 @@ HOST = "127.0.0.1"
 WVR = "wvr-culture-pillar-of-comprehensive-diplomacy-vietnam.txt"
 HAGUE = "hague-1954-convention-cultural-property-armed-conflict.md"
 QUERY_WVR = "Leveraging cultural soft power to create an image of a confident, trustworthy, and responsible Vietnam"
+QUESTION_WVR = "What role does culture play in Vietnam's diplomacy?"
 QUERY_HAGUE = "buildings whose main and effective purpose is to preserve or exhibit the movable cultural property"
 
 
@@ -115,6 +118,7 @@ def test_server_mode_ingest_search_outage_and_recovery(tmp_path, chroma_server):
     assert lib.vectors.count() == lib.store.counts()[1] > 0
     retriever = Retriever(settings)
     assert retriever.search(QUERY_WVR, k=3)[0].source_file == WVR
+    engine = AnswerEngine(settings, retriever, model=None)  # the app's answer path on the same retriever
     assert retriever.search(QUERY_HAGUE, k=3)[0].source_file == HAGUE
 
     # Outage: every path that needs the vectors says where Chroma was expected and what to do.
@@ -130,6 +134,10 @@ def test_server_mode_ingest_search_outage_and_recovery(tmp_path, chroma_server):
     assert address in message and "chroma run" in message and "POLICYLAB_CHROMA_MODE=embedded" in message
     with pytest.raises(VectorStoreUnavailable):
         Retriever(settings)
+    for _request in range(2):  # each request says it again (the app shows it with "try again in a moment")
+        with pytest.raises(VectorStoreUnavailable) as during_answer:
+            asyncio.run(engine.answer(AnswerRequest(QUESTION_WVR)))
+        assert address in str(during_answer.value) and "Traceback" not in str(during_answer.value)
 
     env = {
         **os.environ, "POLICYLAB_DATA_DIR": str(settings.data_dir), "POLICYLAB_CHROMA_MODE": "server",
@@ -148,3 +156,5 @@ def test_server_mode_ingest_search_outage_and_recovery(tmp_path, chroma_server):
     fresh = Retriever(settings)
     assert fresh.search(QUERY_HAGUE, k=3)[0].source_file == HAGUE
     assert fresh.library.vectors.count() == fresh.library.store.counts()[1]
+    answer = asyncio.run(engine.answer(AnswerRequest(QUESTION_WVR)))
+    assert answer.citations and any(c.source_file == WVR for c in answer.citations)

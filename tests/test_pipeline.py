@@ -280,8 +280,23 @@ def test_a_running_retriever_follows_an_edit_made_by_another_process(corpus, set
     assert set(retriever.library.lexical.chunk_ids) != new_ids  # not yet: nothing searched since
     found = retriever.search(NEW_SENTENCE, k=3)
     assert found and found[0].source_file == TXT_NAME and NEW_SENTENCE in squash(found[0].text)
+    assert found[0].dense_rank is not None  # found by the vectors too, not only by BM25
     assert new_ids <= set(retriever.library.lexical.chunk_ids)
     assert not any(WVR_OLD_SENTENCE in squash(p.text) for p in retriever.search(WVR_OLD_SENTENCE, k=5))
+
+
+def test_in_process_writes_are_seen_without_reopening_the_vector_index(corpus, settings):
+    """Uploads in the app go through another Library of the same process: one shared Chroma instance."""
+    from ingest import vectors
+
+    ingest_paths([corpus / MD_NAME], settings)
+    retriever = Retriever(settings)
+    assert retriever.search("cultural property", k=1)  # opens the caches
+    generation = vectors._generations.get(str(settings.chroma_dir), 0)
+    ingest_paths([corpus / TXT_NAME], settings, library=Library.open(settings))
+    found = retriever.search(WVR_OLD_SENTENCE, k=3)
+    assert found and found[0].source_file == TXT_NAME and found[0].dense_rank is not None
+    assert vectors._generations.get(str(settings.chroma_dir), 0) == generation
 
 
 # --------------------------------------------------------------------------- removal
