@@ -23,6 +23,8 @@ MARKER = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 SENTENCE_END = re.compile(r"[.!?]((?:\s*\[\d+(?:\s*[,;]\s*\d+)*\])*)[ \t]+(?=[^\s\[])")
 PASSAGE_SENTENCE = re.compile(r"[^\n]+?(?:[.!?;](?=\s)|$)", re.MULTILINE)
 NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*(?![\w])")
+# The header the prompt puts above each passage ("[3] Title (2005), Article 5:"), echoed back by a model.
+PASSAGE_HEADER = re.compile(r"^\[\d+\]\s.{0,120}\((?:\d{4}|n\.d\.)\),\s.{0,80}:$")
 # A line of a document that gives orders to an AI assistant (a planted prompt injection) is not evidence:
 # it could only "support" a claim by telling the model to make it. Its sentences are never quoted or cited.
 INSTRUCTION = re.compile(
@@ -66,7 +68,7 @@ class Citation:
     quote_start: int  # offsets of ``quote`` in the page text
     quote_end: int
     support: float
-    status: str = "kept"  # kept | retargeted
+    status: str = "kept"  # kept | retargeted | added
 
     @property
     def location(self) -> str:
@@ -86,6 +88,7 @@ class VerificationReport:
     dropped_sentences: list[str] = field(default_factory=list)
     supported_sentences: int = 0
     uncited_sentences: int = 0
+    added: int = 0  # citations the model left out, attached because a passage supports the sentence
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -146,11 +149,14 @@ def drop_prompt_echo(draft: str, templates: Sequence[str]) -> str:
     """``draft`` without the lines that repeat the prompt's own instructions (``templates``): a model talked
     into printing its prompt must not pass the instructions off as part of an answer."""
     fixed = {
-        line.strip().lstrip("-* ").strip()
+        fragment.strip().lstrip("-* ").strip()
         for template in templates for line in template.splitlines()
-        if "{" not in line and len(line.strip()) >= 20
+        if not line.lstrip().startswith("#")  # the headings the model is asked to write are not an echo
+        for fragment in re.split(r"\{\w+\}", line)
+        if len(fragment.strip()) >= 16
     }
-    kept = [line for line in draft.splitlines() if not any(f in line for f in fixed)]
+    kept = [line for line in draft.splitlines()
+            if not any(f in line for f in fixed) and not PASSAGE_HEADER.match(line.strip())]
     return "\n".join(kept).strip()
 
 
@@ -271,12 +277,16 @@ class CitationVerifier:
         for sentence in split_sentences(answer):
             wanted = cited_numbers(sentence)
             claim = strip_markers(sentence).strip()
-            if not wanted:
-                if claim and len(content_words(claim)) >= 4 and not claim.startswith("#"):
-                    report.uncited_sentences += 1
-                out.append(sentence)
-                continue
             supports: list[tuple[_Support, str]] = []
+            if not wanted:
+                claim_like = bool(claim) and len(content_words(claim)) >= 4 and not claim.startswith("#")
+                found = self._retarget(claim, passages, exclude=set()) if claim_like else None
+                if found is None:  # a transition, a suggestion or a question: kept, counted
+                    report.uncited_sentences += int(claim_like)
+                    out.append(sentence)
+                    continue
+                supports.append((found, "added"))  # stated from a passage without saying so: cite it
+                report.added += 1
             for n in dict.fromkeys(wanted):
                 support = None
                 if 1 <= n <= len(passages):

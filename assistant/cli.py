@@ -224,7 +224,8 @@ def ask(
             console.print(f"[{c.n}] {c.title} — {c.publisher or 'n.p.'}, {c.year or 'n.d.'}{where}", highlight=False, markup=False)
             console.print(f"    \u201c{c.quote}\u201d", highlight=False, markup=False)
     v = final.verification
-    console.print(f"[dim]backend {final.backend}; citations kept {v.kept}, re-targeted {v.retargeted}, removed {v.removed}; "
+    console.print(f"[dim]backend {final.backend}; citations kept {v.kept}, re-targeted {v.retargeted}, "
+                  f"added {v.added}, removed {v.removed}; uncited sentences {v.uncited_sentences}; "
                   f"{final.timings.get('total_s', 0):.1f} s[/]")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.citations import CitationVerifier, split_sentences
+from assistant.citations import CitationVerifier, drop_prompt_echo, split_sentences
 from assistant.embeddings import E5Embeddings
 from assistant.types import Passage
 
@@ -97,3 +97,20 @@ def test_uncited_heading_lines_are_kept(verifier, passages):
     answer = "## Context\n- The World Heritage Fund is a trust fund [1]."
     text, citations, _ = verifier.verify(answer, passages)
     assert text.startswith("## Context") and citations[0].chunk_id == "c1"
+
+
+def test_sentence_stated_from_a_passage_without_a_marker_gets_its_citation(verifier, passages):
+    answer = "Parties report to UNESCO every four years on their measures. Let us discuss next steps together."
+    text, citations, report = verifier.verify(answer, passages)
+    assert report.added == 1 and [c.chunk_id for c in citations] == ["c2"] and citations[0].status == "added"
+    assert "measures [1]." in text
+    assert text.endswith("Let us discuss next steps together.")  # no passage says it: kept, uncited, counted
+    assert report.uncited_sentences == 1
+
+
+def test_prompt_echo_is_dropped_but_the_requested_headings_stay():
+    template = "Current text of the section \"{section}\":\n{current}\n## Their stated principles and priorities\n"
+    draft = ("Current text of the section \"Rationale\":\n"
+             "[3] How Do We Navigate Cultural Diplomacy? (2024), page 4:\n"
+             "## Their stated principles and priorities\n- Culture is a pillar of diplomacy [1].")
+    assert drop_prompt_echo(draft, [template]) == "## Their stated principles and priorities\n- Culture is a pillar of diplomacy [1]."

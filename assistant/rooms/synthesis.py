@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from assistant.answer import AnswerEngine, AnswerRequest, format_passages
-from assistant.citations import CitationVerifier
+from assistant.citations import CitationVerifier, drop_prompt_echo
 from assistant.extractive import extractive_answer
 from assistant.language import detect_language, language_name
 from assistant.prompts import NOT_IN_LIBRARY
@@ -203,7 +203,8 @@ async def revise(engine: AnswerEngine, topic: str, base: Version, section: str, 
                                                  section=section, current=current_local or "(empty)", author=author)
         chunks = [t async for t in scoped.model.stream([{"role": "user", "content": prompt}],
                                                        max_tokens=REVISE_MAX_TOKENS, temperature=0.1)]
-        draft = _clean_revision("".join(chunks))
+        draft = _clean_revision(drop_prompt_echo("".join(chunks), [engine.prompts["rules"].template,
+                                                                   engine.prompts["revise"].template]))
         if draft:
             text, citations, _report = await asyncio.to_thread(verifier.verify, draft, shown)
     if not text.strip():
