@@ -87,7 +87,7 @@ EVAL_BACKEND ?= auto
 eval: setup
 	$(POLICYLAB) eval --questions eval/questions/dev.jsonl --corpus knowledge --compare baseline --out reports/dev --backend $(EVAL_BACKEND)
 
-# Bounded loopback load test (20 chats x 60 s on the extractive backend, then 3 at once on the local model
+# Bounded loopback load test (20 chats: 60 s warm-up, then 60 s measured, on the extractive backend; then 3 at once on a local model
 # when installed) -> reports/load/load_test.json. LOAD_ARGS=--skip-model for run 1 only.
 LOAD_ARGS ?=
 load-test: setup

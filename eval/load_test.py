@@ -302,8 +302,8 @@ def summary(report: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--users", type=int, default=20, help="concurrent chats of run 1")
-    parser.add_argument("--seconds", type=float, default=60.0, help="duration of run 1")
-    parser.add_argument("--warmup", type=float, default=10.0, help="seconds of run 1 not counted in latency and memory growth")
+    parser.add_argument("--seconds", type=float, default=120.0, help="duration of run 1, warm-up included (default: 60 s warm-up, then the 60 s measured)")
+    parser.add_argument("--warmup", type=float, default=60.0, help="seconds of run 1 not counted in latency and memory growth")
     parser.add_argument("--timeout", type=float, default=300.0, help="a run-1 answer slower than this is an error")
     parser.add_argument("--model", default="qwen2.5-coder-0.5b", help="local GGUF model of run 2 (data/models/<name>.gguf)")
     parser.add_argument("--model-users", type=int, default=3, help="simultaneous questions of run 2")
