@@ -120,7 +120,7 @@ class Visit:
 
     def __init__(self, browser, server: AppServer, users: Mapping[str, tuple[str, str]]) -> None:
         self.server, self.users = server, users
-        self.context = browser.new_context(viewport={"width": 1400, "height": 900})
+        self.context = browser.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True)
         self.context.set_default_timeout(60_000)
         self.requests: list[str] = []
         self.dialogs: list[str] = []
@@ -143,8 +143,11 @@ class Visit:
         page.fill("#email", user)
         page.fill("#password", self.users[user][0])
         page.click("button[type=submit]")
-        page.wait_for_selector("#chat-input")
-        page.wait_for_selector("#chat-settings-open-modal")  # sent by on_chat_start: the session is live
+        self.wait_session()
+
+    def wait_session(self) -> None:
+        self.page.wait_for_selector("#chat-input")
+        self.page.wait_for_selector("#chat-settings-open-modal")  # sent by on_chat_start: the session is live
 
     def send(self, text: str) -> None:
         self.page.fill("#chat-input", text)

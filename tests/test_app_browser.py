@@ -18,7 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from browser_support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, LOCAL, POLICYLAB, AppServer, free_port
+import browser_support
+from browser_support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, DONE, POLICYLAB, AppServer, free_port
+from eval.bench_browser import MEASURE_JS
 from conftest import KNOWLEDGE, REPO
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -34,7 +36,6 @@ USERS = {"alice": ("alice-password", "admin"), "bob": ("bob-password", "user")}
 UPLOAD_NAME = "mekong-rhine-residency.pdf"
 UPLOAD_QUESTION = "What monthly stipend does the Mekong Rhine Artist Residency pay to resident artists?"
 ANSWER_TIMEOUT_MS = 240_000
-DONE = "checked against the sources"
 
 if not CHROMIUM.exists():
     pytest.skip("Debian's chromium is not installed (make system-deps installs it)", allow_module_level=True)
@@ -74,32 +75,14 @@ def browser():
         chromium.close()
 
 
-class Visit:
-    """One browser context (one person) with every request it made."""
+class Visit(browser_support.Visit):
+    """One person in the app: the shared browser visit plus profiles, answer counting and the side panel."""
 
     def __init__(self, browser, server: AppServer) -> None:
-        self.server = server
-        self.context = browser.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True)
-        self.context.set_default_timeout(60_000)
-        self.requests: list[str] = []
-        self.context.on("request", lambda request: self.requests.append(request.url))
-        self.page = self.context.new_page()
+        super().__init__(browser, server, USERS)
 
     def shot(self, name: str) -> None:
-        self.page.screenshot(path=str(ARTIFACTS / f"app-{name}.png"))
-
-    def login(self, user: str) -> None:
-        page = self.page
-        page.goto(self.server.url)
-        page.wait_for_selector("#email")
-        page.fill("#email", user)
-        page.fill("#password", USERS[user][0])
-        page.click("button[type=submit]")
-        self.wait_session()
-
-    def wait_session(self) -> None:
-        self.page.wait_for_selector("#chat-input")
-        self.page.wait_for_selector("#chat-settings-open-modal")  # sent by on_chat_start: the session is live
+        super().shot(f"app-{name}")
 
     def new_chat(self, profile: str = "Ask") -> None:
         self.page.goto(self.server.url)
@@ -110,34 +93,16 @@ class Visit:
             self.page.wait_for_timeout(500)
             self.wait_session()
 
-    def send(self, text: str) -> None:
-        self.page.fill("#chat-input", text)
-        self.page.press("#chat-input", "Enter")
-
     def finished(self) -> int:
         return self.page.evaluate("(text) => document.body.innerText.split(text).length - 1", DONE)
 
-    def wait_answer(self, before: int) -> None:
-        self.page.wait_for_function(
-            "([text, n]) => document.body.innerText.split(text).length - 1 > n", arg=[DONE, before],
-            timeout=ANSWER_TIMEOUT_MS,
-        )
-        self.page.wait_for_timeout(300)
-
-    def last_answer(self):
-        """The latest verified answer (a message whose footer says its citations were checked)."""
-        return self.page.locator('[data-step-type="assistant_message"]', has_text=DONE).last
+    def wait_answer(self, before: int = 0, timeout_ms: int = ANSWER_TIMEOUT_MS) -> None:
+        super().wait_answer(before, timeout_ms)
 
     def side_panel_text(self) -> str:
         self.page.wait_for_selector("#side-view-content")
         self.page.wait_for_function("() => document.querySelector('#side-view-content').innerText.trim().length > 20")
         return self.page.inner_text("#side-view-content")
-
-    def outside_requests(self) -> list[str]:
-        return [url for url in self.requests if not LOCAL.match(url)]
-
-    def close(self) -> None:
-        self.context.close()
 
 
 @pytest.fixture
@@ -156,27 +121,6 @@ def visit(browser, server):
         assert v.requests, "no request was recorded"
 
 
-MEASURE_JS = """
-() => {
-  const count = (sel, text) => [...document.querySelectorAll(sel)].filter(e => e.innerText.includes(text)).length;
-  const answers = () => [...document.querySelectorAll('[data-step-type="assistant_message"] .message-content')];
-  const base = {sources: count('[data-step-type="retrieval"]', 'Sources found'), answers: answers().length};
-  window.__timing = {};
-  const input = document.querySelector('#chat-input');
-  input.addEventListener('keydown', (e) => {
-    if (e.key !== 'Enter') return;
-    const t0 = performance.now();
-    const observer = new MutationObserver(() => {
-      const t = window.__timing, now = performance.now() - t0;
-      if (t.sources === undefined && count('[data-step-type="retrieval"]', 'Sources found') > base.sources) t.sources = now;
-      const list = answers();
-      if (t.token === undefined && list.length > base.answers && list[list.length - 1].innerText.trim()) t.token = now;
-      if (t.sources !== undefined && t.token !== undefined) observer.disconnect();
-    });
-    observer.observe(document.body, {childList: true, subtree: true, characterData: true});
-  }, {capture: true, once: true});
-}
-"""
 
 
 def test_login_ask_and_open_a_citation(visit, server):
