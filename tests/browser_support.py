@@ -82,6 +82,18 @@ class AppServer:
         self.start()
 
 
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's headless Chromium for one test module (import this fixture into the module)."""
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
 # --- used by the reliability and security tests -------------------------------------------------
 DONE = "checked against the sources"
 

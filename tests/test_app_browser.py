@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import browser_support
-from browser_support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, DONE, POLICYLAB, AppServer, free_port
+from browser_support import ARTIFACTS, CHROMIUM, DONE, POLICYLAB, AppServer, browser, free_port  # noqa: F401 (fixture)
 from eval.bench_browser import MEASURE_JS
 from conftest import KNOWLEDGE, REPO
 
@@ -62,17 +62,6 @@ def server(tmp_path_factory):
     app.start()
     yield app
     app.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 class Visit(browser_support.Visit):
@@ -119,8 +108,6 @@ def visit(browser, server):
         v.close()
         assert not outside, f"the page reached beyond localhost: {outside}"
         assert v.requests, "no request was recorded"
-
-
 
 
 def test_login_ask_and_open_a_citation(visit, server):

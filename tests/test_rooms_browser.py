@@ -15,7 +15,7 @@ import subprocess
 
 import pytest
 
-from browser_support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, LOCAL, POLICYLAB, AppServer, free_port
+from browser_support import ARTIFACTS, CHROMIUM, LOCAL, POLICYLAB, AppServer, browser, free_port  # noqa: F401 (fixture)
 from conftest import KNOWLEDGE, REPO
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -77,17 +77,6 @@ def server(tmp_path_factory):
     app.start()
     yield app
     app.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 class Person:

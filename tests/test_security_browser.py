@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from browser_support import CHROMIUM, CHROMIUM_ARGS, AppServer, Visit, build_app_data, free_port
+from browser_support import CHROMIUM, AppServer, Visit, browser, build_app_data, free_port  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -54,16 +54,6 @@ def server(tmp_path_factory):
     app.start()
     yield app
     app.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 def test_markup_in_documents_and_questions_is_shown_as_text_and_never_runs(browser, server):

@@ -94,6 +94,27 @@ def _plain(text: str) -> str:
     return MD_ESCAPE.sub(r"\1", LINK.sub(r"\1", text))
 
 
+def _add_markdown_body(document, body: str) -> None:
+    """The answer's or draft's Markdown as Word headings, bullet and numbered lists, and paragraphs."""
+    for raw in body.strip().splitlines():
+        line = raw.rstrip()
+        if not line.strip():
+            continue
+        heading = re.match(r"^(#{1,4})\s+(.*)$", line)
+        bullet = re.match(r"^\s*[-*•]\s+(.*)$", line)
+        numbered = re.match(r"^\s*\d+[.)]\s+(.*)$", line)
+        if heading:
+            document.add_heading(_plain(heading.group(2)).strip("* "), level=min(len(heading.group(1)), 3))
+        elif bullet:
+            _add_inline(document.add_paragraph(style="List Bullet"), bullet.group(1))
+        elif numbered:
+            _add_inline(document.add_paragraph(style="List Number"), numbered.group(1))
+        elif EXTRACTIVE_LABEL.match(line.strip()):
+            document.add_paragraph().add_run(line.strip().strip("*")).italic = True
+        else:
+            _add_inline(document.add_paragraph(), line)
+
+
 def _add_inline(paragraph, text: str) -> None:
     """Runs for **bold**, *italic* and [links](…) (kept as their text); everything else plain."""
     for piece in INLINE.split(text):
@@ -122,23 +143,7 @@ def to_docx(doc: ExportDoc) -> bytes:
     meta = document.add_paragraph()
     meta.add_run(f"Policy Lab Assistant, {doc.created}" + (f" · {doc.backend}" if doc.backend else "")).italic = True
 
-    for raw in doc.body.strip().splitlines():
-        line = raw.rstrip()
-        if not line.strip():
-            continue
-        heading = re.match(r"^(#{1,4})\s+(.*)$", line)
-        bullet = re.match(r"^\s*[-*•]\s+(.*)$", line)
-        numbered = re.match(r"^\s*\d+[.)]\s+(.*)$", line)
-        if heading:
-            document.add_heading(_plain(heading.group(2)).strip("* "), level=min(len(heading.group(1)), 3))
-        elif bullet:
-            _add_inline(document.add_paragraph(style="List Bullet"), bullet.group(1))
-        elif numbered:
-            _add_inline(document.add_paragraph(style="List Number"), numbered.group(1))
-        elif EXTRACTIVE_LABEL.match(line.strip()):
-            document.add_paragraph().add_run(line.strip().strip("*")).italic = True
-        else:
-            _add_inline(document.add_paragraph(), line)
+    _add_markdown_body(document, doc.body)
 
     document.add_heading("Sources", level=1)
     if not doc.sources:
@@ -251,21 +256,7 @@ def room_to_docx(state) -> bytes:
     document.add_paragraph().add_run(_room_meta(state)).italic = True
     if current is None:
         document.add_paragraph("No draft was synthesised in this room.")
-    for raw in (current.body if current else "").strip().splitlines():
-        line = raw.rstrip()
-        if not line.strip():
-            continue
-        heading = re.match(r"^(#{1,4})\s+(.*)$", line)
-        bullet = re.match(r"^\s*[-*•]\s+(.*)$", line)
-        numbered = re.match(r"^\s*\d+[.)]\s+(.*)$", line)
-        if heading:
-            document.add_heading(_plain(heading.group(2)).strip("* "), level=min(len(heading.group(1)), 3))
-        elif bullet:
-            _add_inline(document.add_paragraph(style="List Bullet"), bullet.group(1))
-        elif numbered:
-            _add_inline(document.add_paragraph(style="List Number"), numbered.group(1))
-        else:
-            _add_inline(document.add_paragraph(), line)
+    _add_markdown_body(document, current.body if current else "")
     document.add_heading("Sources", level=1)
     sources = _room_sources(state)
     if not sources:
