@@ -22,6 +22,11 @@ from assistant.types import Passage, short_section
 MARKER = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 SENTENCE_END = re.compile(r"[.!?]((?:\s*\[\d+(?:\s*[,;]\s*\d+)*\])*)[ \t]+(?=[^\s\[])")
 PASSAGE_SENTENCE = re.compile(r"[^\n]+?(?:[.!?;](?=\s)|$)", re.MULTILINE)
+NEGATIONS = {"not", "no", "never", "none", "neither", "nor", "without", "cannot"}
+POLARITY = re.compile(
+    r"\b(?:not|no|never|none|neither|nor|without|cannot|\w+n't|cancel\w*|abolish\w*|suspend\w*|terminat\w*"
+    r"|revok\w*|withdr[ae]w\w*|banned|prohibit\w*|forbid\w*|reject\w*|denied|denies|discontinu\w*|ceased?)\b"
+)
 NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*(?![\w])")
 # The header the prompt puts above each passage ("[3] Title (2005), Article 5:"), echoed back by a model.
 PASSAGE_HEADER = re.compile(r"^\[\d+\]\s.{0,120}\((?:\d{4}|n\.d\.)\),\s.{0,80}:$")
@@ -107,6 +112,19 @@ def content_words(text: str) -> frozenset[str]:
     """Lower-cased content words, crudely stemmed (first 6 letters) so "states"/"state" match."""
     words = re.findall(r"[^\W\d_]{3,}", text.lower())
     return frozenset(w[:6] for w in words if w not in STOPWORDS)
+
+
+def polarity_in(text: str) -> frozenset[str]:
+    """Words that negate or end what a sentence states ("not", "cancelled", "banned"…), canonicalised.
+
+    A claim may not carry one its span lacks: word overlap and e5 both score "The residency has been
+    cancelled" close to "The residency hosts four artists", so the flip itself must be checked.
+    """
+    found = set()
+    for match in POLARITY.finditer(text.lower()):
+        word = match.group(0)
+        found.add("not" if word in NEGATIONS or word.endswith("n't") else word[:5])
+    return frozenset(found)
 
 
 def numbers_in(text: str) -> frozenset[str]:
@@ -217,10 +235,10 @@ class SupportScorer:
             self._span_vectors[text] = vector
 
     def score(self, claim: str, span: _Span) -> tuple[float, float, bool]:
-        """(lexical overlap, cosine or 0, numbers consistent)."""
+        """(lexical overlap, cosine or 0, numbers and negations consistent)."""
         words = content_words(claim)
         overlap = len(words & span.words) / len(words) if words else 0.0
-        numbers_ok = numbers_in(claim) <= span.numbers
+        numbers_ok = numbers_in(claim) <= span.numbers and polarity_in(claim) <= polarity_in(span.text)
         cosine = 0.0
         vector = self._claim_vector(claim)
         if vector is not None and span.text in self._span_vectors:
