@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -19,9 +17,9 @@ from pathlib import Path
 import pytest
 
 import browser_support
-from browser_support import ARTIFACTS, CHROMIUM, DONE, POLICYLAB, AppServer, browser, free_port  # noqa: F401 (fixture)
+from browser_support import ARTIFACTS, CHROMIUM, DONE, AppServer, browser, build_app_data, free_port  # noqa: F401 (fixture)
 from eval.bench_browser import MEASURE_JS
-from conftest import KNOWLEDGE, REPO
+from conftest import KNOWLEDGE
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -43,22 +41,7 @@ if not CHROMIUM.exists():
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    from assistant.app.auth import add_user
-
-    root = tmp_path_factory.mktemp("app")
-    library = root / "library"
-    library.mkdir()
-    catalog = [e for e in json.loads((KNOWLEDGE / "catalog.json").read_text()) if e["file"] in LIBRARY_FILES]
-    (library / "catalog.json").write_text(json.dumps(catalog))
-    for name in LIBRARY_FILES:
-        shutil.copy(KNOWLEDGE / name, library / name)
-    data_dir = root / "data"
-    app = AppServer(data_dir, free_port())
-    indexed = subprocess.run([str(POLICYLAB), "ingest", str(library)], env=app.env, cwd=REPO,
-                             capture_output=True, text=True, timeout=1800)
-    assert indexed.returncode == 0, indexed.stdout + indexed.stderr
-    for name, (password, role) in USERS.items():
-        add_user(data_dir / "users.json", name, password, role)
+    app = AppServer(build_app_data(tmp_path_factory.mktemp("app"), LIBRARY_FILES, users=USERS), free_port())
     app.start()
     yield app
     app.stop()

@@ -127,7 +127,6 @@ def concurrent_posting(url: str, writers: int = 4, posts: int = 15) -> None:
     """``writers`` threads, each its own client (engine, event loop), post at the same moment."""
     room = run(_room(url))
     barrier = threading.Barrier(writers)
-    errors: list[BaseException] = []
 
     def client(name: str) -> None:
         async def post():
@@ -136,31 +135,42 @@ def concurrent_posting(url: str, writers: int = 4, posts: int = 15) -> None:
             for i in range(posts):
                 await store.add_contribution(room.id, name, "position", f"{name} point {i}")
             await store.close()
-        try:
-            run(post())
-        except BaseException as exc:  # reported below
-            errors.append(exc)
+        run(post())
 
     names = [f"user{i}" for i in range(writers)]
-    threads = [threading.Thread(target=client, args=(n,)) for n in names]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    errors = _run_clients(names, client)
     assert not errors, errors
-
-    async def read():
-        store = await opened(url)
-        state = await store.state(room.id, "user0")
-        await store.close()
-        return state
-
-    state = run(read())
+    state = run(_state(url, room.id))
     texts = [c.text for c in state.contributions]
     assert sorted(texts) == sorted(f"{n} point {i}" for n in names for i in range(posts))
     assert len({c.id for c in state.contributions}) == writers * posts
     for name in names:  # each client's posts in the order it sent them
         assert [t for t in texts if t.startswith(name + " ")] == [f"{name} point {i}" for i in range(posts)]
+
+
+def _run_clients(names: list[str], client) -> list[BaseException]:
+    """``client(name)`` in one thread per name, all joined; the exceptions they raised."""
+    errors: list[BaseException] = []
+
+    def guarded(name: str) -> None:
+        try:
+            client(name)
+        except BaseException as exc:  # reported by the caller
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(n,)) for n in names]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
+
+
+async def _state(url: str, room_id: str):
+    store = await opened(url)
+    state = await store.state(room_id, "user0")
+    await store.close()
+    return state
 
 
 async def _room(url: str, members: int = 4):
@@ -178,7 +188,6 @@ def concurrent_versions(url: str, writers: int = 3, edits: int = 4) -> None:
 
     room = run(_room(url, writers))
     barrier = threading.Barrier(writers)
-    errors: list[BaseException] = []
 
     def client(name: str) -> None:
         async def edit():
@@ -191,26 +200,12 @@ def concurrent_versions(url: str, writers: int = 3, edits: int = 4) -> None:
                     return NewVersion(body, [], "revision", name, request=f"edit {i}", section="Title")
                 await store.add_version(room.id, name, compose)
             await store.close()
-        try:
-            run(edit())
-        except BaseException as exc:
-            errors.append(exc)
+        run(edit())
 
     names = [f"user{i}" for i in range(writers)]
-    threads = [threading.Thread(target=client, args=(n,)) for n in names]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    errors = _run_clients(names, client)
     assert not errors, errors
-
-    async def read():
-        store = await opened(url)
-        state = await store.state(room.id, "user0")
-        await store.close()
-        return state
-
-    state = run(read())
+    state = run(_state(url, room.id))
     assert [v.number for v in state.versions] == list(range(1, writers * edits + 1))
     final = state.current.body
     assert all(f"- {n} edit {i}" in final for n in names for i in range(edits)), final

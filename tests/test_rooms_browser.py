@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
 
 import pytest
 
-from browser_support import ARTIFACTS, CHROMIUM, LOCAL, POLICYLAB, AppServer, browser, free_port  # noqa: F401 (fixture)
-from conftest import KNOWLEDGE, REPO
+from browser_support import ARTIFACTS, CHROMIUM, LOCAL, AppServer, browser, build_app_data, free_port  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -59,21 +56,8 @@ SENT_JS = """
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    from assistant.app.auth import add_user
-
-    root = tmp_path_factory.mktemp("rooms-app")
-    library = root / "library"
-    library.mkdir()
-    catalog = [e for e in json.loads((KNOWLEDGE / "catalog.json").read_text()) if e["file"] in LIBRARY_FILES]
-    (library / "catalog.json").write_text(json.dumps(catalog))
-    for name in LIBRARY_FILES:
-        shutil.copy(KNOWLEDGE / name, library / name)
-    app = AppServer(root / "data", free_port())
-    indexed = subprocess.run([str(POLICYLAB), "ingest", str(library)], env=app.env, cwd=REPO,
-                             capture_output=True, text=True, timeout=1800)
-    assert indexed.returncode == 0, indexed.stdout + indexed.stderr
-    for name, password in USERS.items():
-        add_user(root / "data" / "users.json", name, password, "admin" if name == "alice" else "user")
+    accounts = {name: (password, "admin" if name == "alice" else "user") for name, password in USERS.items()}
+    app = AppServer(build_app_data(tmp_path_factory.mktemp("rooms-app"), LIBRARY_FILES, users=accounts), free_port())
     app.start()
     yield app
     app.stop()

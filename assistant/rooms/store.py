@@ -159,25 +159,22 @@ class RoomStore:
     # --- transactions -------------------------------------------------------------------------
     async def _write(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         """Run ``work`` in one transaction, retried when SQLite reports a lock held by another writer."""
-        for attempt in range(WRITE_ATTEMPTS):
-            try:
-                async with self.engine.begin() as conn:
-                    return await work(conn)
-            except OperationalError as exc:
-                if not _locked(exc) or attempt == WRITE_ATTEMPTS - 1:
-                    raise
-                await asyncio.sleep(0.02 * (attempt + 1) + random.random() * 0.05)
-        raise AssertionError("unreachable")
+        return await self._retrying(self.engine.begin, work, jitter=0.05)
 
     async def _read(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        return await self._retrying(self.engine.connect, work, jitter=0.0)
+
+    @staticmethod
+    async def _retrying(connect: Callable[[], Any], work: Callable[[AsyncConnection], Awaitable[T]], jitter: float) -> T:
+        """``work`` on a connection from ``connect``, retried with backoff while SQLite reports a lock."""
         for attempt in range(WRITE_ATTEMPTS):
             try:
-                async with self.engine.connect() as conn:
+                async with connect() as conn:
                     return await work(conn)
             except OperationalError as exc:
                 if not _locked(exc) or attempt == WRITE_ATTEMPTS - 1:
                     raise
-                await asyncio.sleep(0.02 * (attempt + 1))
+                await asyncio.sleep(0.02 * (attempt + 1) + random.random() * jitter)
         raise AssertionError("unreachable")
 
     # --- rooms and members --------------------------------------------------------------------
