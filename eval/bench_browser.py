@@ -15,19 +15,14 @@ import argparse
 import json
 import os
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
-import psutil
-
-from assistant.settings import REPO_ROOT, get_settings
+from assistant.settings import get_settings
+from eval.load_test import Server, tree_rss_mb
 
 POLICYLAB = Path(sys.executable).with_name("policylab")
 CHROMIUM = "/usr/bin/chromium"
@@ -66,23 +61,6 @@ MEASURE_JS = """
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _tree_rss_mb(pid: int) -> float:
-    root = psutil.Process(pid)
-    total = 0
-    for proc in [root, *root.children(recursive=True)]:
-        try:
-            total += proc.memory_info().rss
-        except psutil.Error:
-            pass
-    return total / 2**20
-
-
 def _prepare(root: Path, env: dict[str, str]) -> None:
     from assistant.app.auth import add_user
 
@@ -110,26 +88,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"No local model at {settings.local_model_path}: run `make llm` (or use --backend extractive).", file=sys.stderr)
         return 2
     root = Path(tempfile.mkdtemp(prefix="policylab-bench-browser-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("POLICYLAB_", "CHAINLIT_"))}
-    env.update(POLICYLAB_DATA_DIR=str(root / "data"), POLICYLAB_LLM_BACKEND=args.backend,
-               POLICYLAB_MODELS_DIR=str(settings.models_path.resolve()), POLICYLAB_LOCAL_MODEL=settings.local_model,
-               HF_HUB_OFFLINE="1", ANONYMIZED_TELEMETRY="False")
-    server = None
+    overrides = dict(POLICYLAB_LLM_BACKEND=args.backend, POLICYLAB_MODELS_DIR=str(settings.models_path.resolve()),
+                     POLICYLAB_LOCAL_MODEL=settings.local_model)
+    server = Server(root / "data", overrides)
     try:
-        _prepare(root, env)
-        port = _free_port()
-        log = (root / "server.log").open("w")
-        server = subprocess.Popen([str(POLICYLAB), "serve", "--port", str(port)], env=env, cwd=REPO_ROOT,
-                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        url = f"http://127.0.0.1:{port}"
-        started = time.monotonic()
-        while "Policy Lab Assistant ready" not in (root / "server.log").read_text():
-            if server.poll() is not None or time.monotonic() - started > 300:
-                print((root / "server.log").read_text()[-3000:], file=sys.stderr)
-                return 1
-            time.sleep(0.5)
-        urllib.request.urlopen(f"{url}/health", timeout=10).read()
-        rss_idle = _tree_rss_mb(server.pid)
+        server.data_dir.mkdir(parents=True)
+        _prepare(root, server.env)
+        server.start()
+        url = server.url
+        rss_idle = tree_rss_mb(server.process.pid)
         runs = []
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
@@ -151,11 +118,9 @@ def main(argv: list[str] | None = None) -> int:
                              "first_token_s": timing.get("token", 0) / 1000})
                 print(f"  {runs[-1]}", file=sys.stderr)
             browser.close()
-        rss = _tree_rss_mb(server.pid)
+        rss = tree_rss_mb(server.process.pid)
     finally:
-        if server is not None and server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=60)
+        server.stop()
         shutil.rmtree(root, ignore_errors=True)
     med = lambda key: statistics.median(r[key] for r in runs)  # noqa: E731
     print(f"\n| backend | questions | first source shown, median (max) | first answer token, median (max) | app memory idle → after answers |")
