@@ -109,7 +109,7 @@ class Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"the app exited with {self.process.returncode}; log: {self.log}")
+                raise RuntimeError(f"the app exited with {self.process.returncode} (log: {self.log}):\n{self._log_tail()}")
             try:
                 with urllib.request.urlopen(f"{self.url}/health", timeout=2):
                     if "Policy Lab Assistant ready" in self.log.read_text(errors="replace"):
@@ -118,7 +118,10 @@ class Server:
                 pass
             time.sleep(0.5)
         self.stop()
-        raise RuntimeError(f"the app did not start within {timeout:.0f} s; log: {self.log}")
+        raise RuntimeError(f"the app did not start within {timeout:.0f} s (log: {self.log}):\n{self._log_tail()}")
+
+    def _log_tail(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:

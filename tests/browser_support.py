@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 
 from conftest import REPO
+from eval.load_test import Server, free_port  # noqa: F401 (free_port is re-exported to the tests)
 
 CHROMIUM = Path("/usr/bin/chromium")
 POLICYLAB = Path(sys.executable).with_name("policylab")
@@ -28,54 +25,18 @@ CHROMIUM_ARGS = [
 LOCAL = re.compile(r"^(https?|wss?)://(127\.0\.0\.1|localhost)(:\d+)?/|^(data|blob|about):")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class AppServer:
-    """`policylab serve` in its own process group, started and stopped by the tests."""
+class AppServer(Server):
+    """`policylab serve` in its own process group on ``port``, started and stopped by the tests."""
 
     def __init__(self, data_dir: Path, port: int, env: Mapping[str, str] | None = None) -> None:
-        self.data_dir, self.port = data_dir, port
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("POLICYLAB_", "CHAINLIT_"))}
-        self.env.update(POLICYLAB_DATA_DIR=str(data_dir), HF_HUB_OFFLINE="1", ANONYMIZED_TELEMETRY="False")
-        self.env.update(env or {})  # e.g. POLICYLAB_LLM_BACKEND=extractive
-        self.log = data_dir / "server.log"
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        super().__init__(data_dir, dict(env or {}))  # e.g. POLICYLAB_LLM_BACKEND=extractive
+        self.port = port
 
     def start(self, timeout: float = 240) -> None:
-        handle = self.log.open("a")
-        self.process = subprocess.Popen([str(POLICYLAB), "serve", "--port", str(self.port)], env=self.env,
-                                        cwd=REPO, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"the app exited with {self.process.returncode}:\n{self.log.read_text()[-4000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
-                    if response.status == 200 and "Policy Lab Assistant ready" in self.log.read_text():
-                        return
-            except OSError:
-                pass
-            time.sleep(0.5)
-        self.stop()
-        pytest.fail(f"the app did not start within {timeout:.0f} s:\n{self.log.read_text()[-4000:]}")
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
         try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
+            super().start(timeout)
+        except RuntimeError as exc:
+            pytest.fail(str(exc))
 
     def restart(self) -> None:
         self.stop()
