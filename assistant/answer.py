@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from assistant.citations import Citation, CitationVerifier, VerificationReport, drop_prompt_echo
+from assistant.citations import Citation, CitationVerifier, VerificationReport, drop_prompt_echo, strip_markers
 from assistant.extractive import extractive_answer
 from assistant.language import detect_language, language_name
 from assistant.messages import message
@@ -281,6 +281,17 @@ class AnswerEngine:
                 text, citations, report = await asyncio.to_thread(CitationVerifier(self.embeddings).verify, fallback, passages)
                 label = message("model_fallback_label", language)
                 fell_back = True
+        if citations and self.model is not None and detect_language(strip_markers(text), language) != language:
+            # Small models often answer in the sources' language, and quoted fallbacks are in it by
+            # nature: have the model translate, then check the translation like any other draft.
+            yield NoticeEvent(message("translating", language))
+            checked_against = passages if fell_back else shown
+            translated = await self._translate(text, citations, checked_against, language)
+            timings["translate_s"] = time.perf_counter() - started - timings.get("first_token_s", 0.0)
+            if translated is not None:
+                text, citations, report = translated
+                if fell_back:
+                    label = message("translated_fallback_label", language)
         if not citations:
             yield finish(self._abstention(language, passages), [], True, report)
             return
@@ -301,6 +312,32 @@ class AnswerEngine:
             parts.append(token)
         rewritten = " ".join("".join(parts).strip().splitlines()[:1]).strip().strip('"')
         return rewritten if len(rewritten) > 3 else question
+
+    async def _translate(
+        self, text: str, citations: Sequence[Citation], passages: Sequence[Passage], language: str,
+    ) -> tuple[str, list[Citation], VerificationReport] | None:
+        """``text`` in ``language``, its citations verified again; None if the translation does not hold up."""
+        index = {p.chunk_id: i + 1 for i, p in enumerate(passages)}
+        by_number = {c.n: index.get(c.chunk_id) for c in citations}
+
+        def to_passage_numbers(match: re.Match[str]) -> str:
+            numbers = [by_number.get(int(n)) for n in re.split(r"\s*[,;]\s*", match.group(1))]
+            return "".join(f"[{n}]" for n in numbers if n)
+
+        source = re.sub(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]", to_passage_numbers, text)
+        prompt = self.prompts["translate"].render(text=source, language=language_name(language))
+        parts: list[str] = []
+        budget = min(2 * count_tokens(source) + 64, self.settings.llm_context // 2)
+        async for token in self.model.stream([{"role": "user", "content": prompt}], max_tokens=budget, temperature=0.0):
+            parts.append(token)
+        draft = drop_prompt_echo("".join(parts), [self.prompts["translate"].template])
+        if not draft.strip():
+            return None
+        verified = await asyncio.to_thread(CitationVerifier(self.embeddings).verify, draft, passages)
+        if not verified[1] or detect_language(strip_markers(verified[0]), language) != language:
+            log.info("Translation into %s not used: %s", language, "no verified citation" if not verified[1] else "wrong language")
+            return None
+        return verified
 
     def _out_of_scope(self, question: str, passages: Sequence[Passage], mode: str) -> bool:
         if not passages:

@@ -20,6 +20,7 @@ REQUIRED = {
     "draft": {"rules", "passages", "question", "language"},
     "synthesis": {"rules", "passages", "question", "language", "contributions"},
     "rewrite": {"history", "question"},
+    "translate": {"text", "language"},
     "revise": {"rules", "passages", "question", "language", "section", "current", "author"},
 }
 

@@ -20,6 +20,7 @@ import re
 import threading
 from dataclasses import dataclass, field
 
+from assistant.counterparts import named_documents
 from assistant.language import detect_language
 from assistant.query_plan import retrieval_queries
 from assistant.settings import Settings
@@ -33,6 +34,7 @@ DUPLICATE_JACCARD = 0.8
 LEXICAL_WEIGHT = 1.0
 CROSS_LINGUAL_LEXICAL_WEIGHT = 0.1
 DENSE_POSTFILTER_SHARE = 0.25  # allowed chunks / all chunks at or above which dense results are filtered after search
+COUNTERPART_MODES = ("brief",)  # modes whose request names a counterpart whose own documents should lead
 CACHED_ENTRIES = 64  # viewers and allowed sets remembered per library version
 
 
@@ -209,8 +211,8 @@ class Retriever:
     ) -> list[Passage]:
         """The ``k`` best passages for ``query`` among documents visible to ``viewer`` ("" or None: shared only).
 
-        ``mode`` "brief"/"draft"/"synthesis" also searches one query per facet of the output
-        (see :mod:`assistant.query_plan`) and fuses the rankings.
+        ``mode`` "brief" also searches the documents of a counterpart the request names (a country,
+        region or organisation of the metadata, see :mod:`assistant.counterparts`) and fuses the rankings.
         """
         k = k or self.settings.top_k
         n = max(candidates or self.settings.candidates, k)
@@ -223,10 +225,17 @@ class Retriever:
         allowed_chunks = None if all_visible else self._allowed_chunks(frozenset(allowed))
         total_chunks = sum(d.chunks for d in complete)
 
+        searches = [(query_text, doc_ids, allowed_chunks) for query_text in retrieval_queries(query, mode)]
+        if mode in COUNTERPART_MODES:
+            named = named_documents(query, allowed.values())
+            if named and len(named) < len(allowed):
+                # The counterpart's own documents, searched on their own too: they lead the brief
+                # without hiding the rest of the library.
+                searches.append((query, list(named), self._allowed_chunks(frozenset(named))))
         scores: dict[str, float] = {}
         evidence: dict[str, dict] = {}
-        for query_text in retrieval_queries(query, mode):
-            ranking, found = self._fused_ranking(query_text, n, doc_ids, allowed_chunks, total_chunks)
+        for query_text, restrict_docs, restrict_chunks in searches:
+            ranking, found = self._fused_ranking(query_text, n, restrict_docs, restrict_chunks, total_chunks)
             for rank, cid in enumerate(ranking, start=1):
                 scores[cid] = scores.get(cid, 0.0) + 1.0 / (self.settings.rrf_k + rank)
                 if cid not in evidence:

@@ -43,6 +43,17 @@ def test_country_filter_restricts_results(default_retriever):
     assert passages and {p.source_file for p in passages} == {"wvr-culture-pillar-of-comprehensive-diplomacy-vietnam.txt"}
 
 
+def test_brief_on_a_named_counterpart_leads_with_its_documents(default_retriever):
+    question = "Brief me before a meeting with Vietnamese counterparts on cultural cooperation."
+    brief = default_retriever.search(question, k=8, mode="brief")
+    plain = default_retriever.search(question, k=8, mode="ask")
+    vietnam = "wvr-culture-pillar-of-comprehensive-diplomacy-vietnam.txt"
+    assert brief[0].source_file == vietnam
+    assert sum(p.source_file == vietnam for p in brief) > sum(p.source_file == vietnam for p in plain)
+    # a named counterpart narrows nothing: other documents still follow
+    assert default_retriever.search("Brief me on Vietnam and UNESCO's conventions", k=10, mode="brief")
+
+
 def test_year_and_type_filters(default_retriever):
     filters = SearchFilters.parse(["doc_type=convention"], "1950:1975")
     passages = default_retriever.search("protection of cultural property", k=8, filters=filters)
