@@ -137,3 +137,53 @@ def test_out_of_scope_question_abstains_whatever_the_model_would_write(engine):
                  AnswerRequest("What is the recipe for a traditional Bavarian pretzel?"))
     assert answer.abstained and answer.citations == []
     assert answer.answer.startswith(message("not_in_library", "en"))
+
+
+class TranslatingModel(ScriptedModel):
+    """Answers with ``reply``; asked to translate, replies with ``translation``."""
+
+    def __init__(self, reply: str, translation: str) -> None:
+        super().__init__(reply)
+        self.translation = translation
+        self.translate_prompts: list[str] = []
+
+    async def stream(self, messages, max_tokens: int, temperature: float = 0.0):
+        prompt = messages[-1]["content"]
+        if prompt.startswith("Translate the text below"):
+            self.translate_prompts.append(prompt)
+            yield self.translation
+            return
+        async for piece in super().stream(messages, max_tokens, temperature):
+            yield piece
+
+
+def _fund_sentence(engine, question: str) -> tuple[int, str]:
+    passages = engine.retriever.search(question, k=6)
+    index = next(i for i, p in enumerate(passages) if "called “the World Heritage Fund”" in p.text)
+    return index + 1, "A Fund for the Protection of the World Cultural and Natural Heritage of Outstanding Universal Value, called “the World Heritage Fund”, is hereby established"
+
+
+FUND_FR = ("Un Fonds pour la protection du patrimoine mondial culturel et naturel de valeur universelle "
+           "exceptionnelle, dénommé « le Fonds du patrimoine mondial », est créé par la présente Convention [{n}].")
+
+
+def test_answer_in_the_wrong_language_is_translated_and_checked_again(engine):
+    question = "Qu'est-ce que le Fonds du patrimoine mondial ?"
+    n, sentence = _fund_sentence(engine, question)
+    model = TranslatingModel(f"{sentence} [{n}].", FUND_FR.format(n=n))
+    answer = run(AnswerEngine(engine.settings, engine.retriever, model=model), AnswerRequest(question))
+    assert model.translate_prompts and "French" in model.translate_prompts[0]
+    assert f"[{n}]" in model.translate_prompts[0]  # markers sent as passage numbers, not citation numbers
+    assert not answer.abstained and answer.answer.startswith("Un Fonds")
+    assert answer.citations and "World Heritage Fund" in answer.citations[0].quote  # the quote stays English
+    assert_citations_verbatim(engine, answer)
+
+
+def test_translation_that_adds_claims_is_not_used(engine):
+    question = "Qu'est-ce que le Fonds du patrimoine mondial ?"
+    n, sentence = _fund_sentence(engine, question)
+    invented = f"Le Fonds verse chaque année 40 millions d'euros aux musées privés de Bavière [{n}]."
+    answer = run(AnswerEngine(engine.settings, engine.retriever, model=TranslatingModel(f"{sentence} [{n}].", invented)),
+                 AnswerRequest(question))
+    assert not answer.abstained and answer.answer.startswith("A Fund for the Protection")
+    assert "Bavière" not in answer.answer
