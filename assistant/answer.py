@@ -162,6 +162,16 @@ def without_sentinel(draft: str) -> str:
     return kept if re.search(r"\[\d+\]", kept) else ""
 
 
+def without_preamble(reply: str, source: str) -> str:
+    """``reply`` without an opening line such as "Here is the translation into German:" that ``source`` lacks."""
+    lines = reply.strip().splitlines()
+    first_source = next((line.strip() for line in source.splitlines() if line.strip()), "")
+    if lines and lines[0].rstrip().endswith(":") and not re.search(r"\[\d+\]", lines[0]) \
+            and not first_source.endswith(":"):
+        lines = lines[1:]
+    return "\n".join(lines).strip()
+
+
 def format_history(history: Sequence[dict[str, str]], max_tokens: int = 600) -> str:
     lines = [f"{turn['role']}: {' '.join(turn['content'].split())}" for turn in history[-6:]]
     return truncate_tokens("\n".join(lines), max_tokens)
@@ -330,7 +340,7 @@ class AnswerEngine:
         budget = min(2 * count_tokens(source) + 64, self.settings.llm_context // 2)
         async for token in self.model.stream([{"role": "user", "content": prompt}], max_tokens=budget, temperature=0.0):
             parts.append(token)
-        draft = drop_prompt_echo("".join(parts), [self.prompts["translate"].template])
+        draft = without_preamble(drop_prompt_echo("".join(parts), [self.prompts["translate"].template]), source)
         if not draft.strip():
             return None
         verified = await asyncio.to_thread(CitationVerifier(self.embeddings).verify, draft, passages)

@@ -170,7 +170,7 @@ FUND_FR = ("Un Fonds pour la protection du patrimoine mondial culturel et nature
 def test_answer_in_the_wrong_language_is_translated_and_checked_again(engine):
     question = "Qu'est-ce que le Fonds du patrimoine mondial ?"
     n, sentence = _fund_sentence(engine, question)
-    model = TranslatingModel(f"{sentence} [{n}].", FUND_FR.format(n=n))
+    model = TranslatingModel(f"{sentence} [{n}].", "Voici la traduction en français :\n\n" + FUND_FR.format(n=n))
     answer = run(AnswerEngine(engine.settings, engine.retriever, model=model), AnswerRequest(question))
     assert model.translate_prompts and "French" in model.translate_prompts[0]
     assert f"[{n}]" in model.translate_prompts[0]  # markers sent as passage numbers, not citation numbers
