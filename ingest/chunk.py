@@ -18,9 +18,17 @@ from ingest.types import Chunk, LoadedDocument
 
 MD_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 SENTENCE_END = re.compile(r"(?<=[.!?;])[\"'”’)\]]*\s+(?=[\"“‘(\[]?[A-ZÀ-ÖØ-Þ0-9*•-])")
+CLAUSE_BREAK = re.compile(r"(?<=[,;:])\s+(?=[A-ZÀ-ÖØ-Þ])")  # ", Considering …", "; Recognizing …"
+ANY_COMMA = re.compile(r"(?<=[,;:])\s+")
 PLAIN_HEADING_MAX_WORDS = 10
 PLAIN_HEADING_LEVEL = 7  # below any Markdown heading
 SECTION_SEPARATOR = " › "
+CHUNKER_VERSION = 2  # bump when the same text would be cut differently, so libraries are re-chunked
+
+
+def chunking_signature(chunk_tokens: int, overlap: int) -> str:
+    """What decides a document's chunks besides its content; stored per document."""
+    return f"v{CHUNKER_VERSION}:{chunk_tokens}:{overlap}"
 
 
 @dataclass
@@ -64,8 +72,31 @@ class _Packer:
         self.units = carry
 
 
-def _split_long(text: str, start: int, max_tokens: int) -> list[_Unit]:
-    """Cut an over-long sentence at word boundaries into pieces of at most ``max_tokens``."""
+def _split_clauses(text: str, start: int, max_tokens: int) -> list[_Unit]:
+    """Cut an over-long sentence into clause units of at most ``max_tokens``.
+
+    A convention's preamble is one sentence of many clauses (", Considering …, Recognizing …"):
+    cutting it at clause boundaries, and packing the clauses like sentences (with overlap), keeps
+    each clause whole in some chunk. Breaks before a capitalised word come first, then any comma or
+    semicolon; a clause still too long is cut at word boundaries.
+    """
+    for pattern in (CLAUSE_BREAK, ANY_COMMA):
+        cuts = [m.end() for m in pattern.finditer(text)]
+        if cuts:
+            units: list[_Unit] = []
+            cursor = 0
+            for cut in cuts + [len(text)]:
+                clause = text[cursor:cut].rstrip()
+                if clause:
+                    units.extend(_split_clauses(clause, start + cursor, max_tokens) if count_tokens(clause) > max_tokens
+                                 else [_Unit(start + cursor, start + cursor + len(clause), count_tokens(clause))])
+                cursor = cut
+            return units
+    return _split_words(text, start, max_tokens)
+
+
+def _split_words(text: str, start: int, max_tokens: int) -> list[_Unit]:
+    """Cut text at word boundaries into pieces of at most ``max_tokens``."""
     pieces: list[_Unit] = []
     words = list(re.finditer(r"\S+", text))
     first = 0
@@ -116,7 +147,7 @@ def page_units(text: str, max_tokens: int, markdown: bool) -> list[_Unit]:
             if sentence:
                 tokens = count_tokens(sentence)
                 if tokens > max_tokens:
-                    units.extend(_split_long(sentence, line_start + cursor, max_tokens))
+                    units.extend(_split_clauses(sentence, line_start + cursor, max_tokens))
                 else:
                     units.append(_Unit(line_start + cursor, line_start + cursor + len(sentence), tokens))
             cursor = boundary

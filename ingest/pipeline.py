@@ -16,9 +16,10 @@ from filelock import FileLock, Timeout
 
 from assistant.settings import Settings
 from ingest.catalog import content_hash, describe, doc_id_for, load_catalog
-from ingest.chunk import chunk_document
+from ingest.chunk import chunk_document, chunking_signature
 from ingest.library import Library
 from ingest.loaders import SUPPORTED_SUFFIXES, check_size, load_document
+from ingest.store import CHUNKING_KEY
 from ingest.types import IngestError
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,9 @@ def _ingest_one(
         check_size(path, settings.max_file_mb)  # before hashing: an over-size file is never read
         file_hash = content_hash(path)
         existing = lib.store.find(source_file, owner)
-        if existing and existing.content_hash == file_hash and existing.status == "complete":
+        chunking = chunking_signature(settings.chunk_tokens, settings.chunk_overlap)
+        if existing and existing.content_hash == file_hash and existing.status == "complete" \
+                and lib.store.get_meta(CHUNKING_KEY + existing.doc_id) == chunking:
             return FileResult(path, source_file, "unchanged", existing.pages, existing.chunks, doc_id=existing.doc_id)
         document = load_document(path, max_file_mb=settings.max_file_mb, ocr=settings.ocr)
         info = describe(document, source_file, file_hash, catalog_entry, owner)
@@ -144,6 +147,7 @@ def _ingest_one(
         if progress:
             progress("pages", len(document.pages), len(document.pages))
         lib.add_document(info, document.pages, chunks, progress=progress)
+        lib.store.set_meta(CHUNKING_KEY + info.doc_id, chunking)  # same file, other chunking → indexed again
     except IngestError as exc:
         return FileResult(path, name, "failed", reason=exc.reason, seconds=time.perf_counter() - started)
     except Exception as exc:  # an unexpected failure still must not stop the other files

@@ -17,6 +17,8 @@ from pathlib import Path
 from assistant.types import DocumentInfo
 from ingest.types import Chunk, Page
 
+CHUNKING_KEY = "chunking:"  # meta key prefix: the chunking signature a document was indexed with
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
     doc_id TEXT PRIMARY KEY,
@@ -139,6 +141,7 @@ class LibraryStore:
     def delete(self, doc_id: str) -> None:
         with self._conn:
             self._conn.execute("DELETE FROM documents WHERE doc_id=?", (doc_id,))
+            self._conn.execute("DELETE FROM meta WHERE key=?", (CHUNKING_KEY + doc_id,))
 
     def set_owner(self, doc_id: str, owner: str) -> None:
         row = self._conn.execute("SELECT metadata FROM documents WHERE doc_id=?", (doc_id,)).fetchone()

@@ -224,6 +224,23 @@ def test_second_ingest_of_same_folder_is_unchanged_and_embeds_nothing(corpus, se
     assert_consistent(lib)
 
 
+def test_other_chunking_settings_reindex_unchanged_files_once(corpus, settings):
+    ingest_paths([corpus], settings)
+    before = {r.source_file: r.chunks for r in ingest_paths([corpus], settings)}
+    smaller = settings.model_copy(update={"chunk_tokens": 120, "chunk_overlap": 20})
+
+    rechunked = ingest_paths([corpus], smaller)
+
+    assert set(statuses(rechunked).values()) == {"replaced"}
+    assert all(r.chunks > before[r.source_file] for r in rechunked)  # smaller chunks, more of them
+    assert set(statuses(ingest_paths([corpus], smaller)).values()) == {"unchanged"}
+    lib = Library.open(smaller)
+    assert lib.store.counts()[1] == sum(r.chunks for r in rechunked)
+    assert_consistent(lib)
+    lib.remove(MD_NAME)
+    assert lib.store.get_meta("chunking:" + doc_id_for(MD_NAME)) is None
+
+
 # --------------------------------------------------------------------------- change detection
 
 

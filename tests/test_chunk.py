@@ -1,0 +1,39 @@
+"""Chunking on real text: token budgets, exact offsets, clause-aware cuts of long sentences."""
+
+from __future__ import annotations
+
+import re
+
+from assistant.tokens import count_tokens
+from conftest import KNOWLEDGE
+from ingest.chunk import chunk_document
+from ingest.loaders import load_document
+
+
+
+def _chunks(name: str, tokens: int = 220, overlap: int = 40):
+    document = load_document(KNOWLEDGE / name)
+    return document, chunk_document(document, "doc", "hash", tokens, overlap)
+
+
+def test_chunks_are_exact_slices_within_budget():
+    document, chunks = _chunks("unesco-2003-convention-intangible-cultural-heritage.md")
+    for chunk in chunks:
+        assert document.pages[chunk.page_index].text[chunk.char_start : chunk.char_end] == chunk.text
+        assert count_tokens(chunk.text) <= 220 + 20  # a heading line may lead the chunk
+
+
+def test_a_long_preamble_is_cut_between_clauses_and_every_clause_stays_whole():
+    document, chunks = _chunks("unesco-2003-convention-intangible-cultural-heritage.md")
+    preamble = next(line for line in document.pages[0].text.splitlines() if line.startswith("The General Conference"))
+    assert count_tokens(preamble) > 2 * 220  # one sentence, far over the budget
+    clauses = [c.strip(" ,") for c in re.split(r",\s+(?=(?:Considering|Recognizing|Noting|Recalling|Being aware|Adopts)\b)", preamble)]
+    assert len(clauses) > 10
+    texts = [c.text for c in chunks]
+    for clause in clauses:
+        if count_tokens(clause) <= 220:
+            assert any(clause in text for text in texts), clause[:80]
+    # pieces end at a clause boundary, never in the middle of a phrase
+    preamble_chunks = [c for c in chunks if c.text in preamble]
+    assert len(preamble_chunks) >= 2
+    assert all(c.text.rstrip().endswith((",", ".", ";")) for c in preamble_chunks)
