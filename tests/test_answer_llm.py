@@ -84,11 +84,12 @@ def test_dev_set_with_real_model(llm_engine, dev_answers):
     assert composed, {q: dev_answers[q].answer for q in ("dev-01", "dev-13", "dev-16")}  # the model itself answers
 
 
-@pytest.mark.xfail(reason="qwen2.5-coder-1.5b samples at temperature 0.1 and sometimes writes no verifiable French answer to dev-07 (then the engine answers with labelled quotes in the sources' language); it passed in the last runs", strict=False)
 def test_french_question_is_answered_in_french(dev_answers):
+    # In French whoever wrote it: the model, or the model's verified translation of its English answer or of
+    # the quoted fallback (the quotes in the citations stay English).
     french = dev_answers["dev-07"]
-    assert not french.abstained and not french.model_fallback and french.citations
-    assert detect_language(re.sub(r"\[\d+\]", "", french.answer)) == "fr"
+    assert not french.abstained and french.citations
+    assert detect_language(re.sub(r"\[\d+\]|^\*.*\*$", "", french.answer, flags=re.MULTILINE)) == "fr", french.answer
 
 
 def test_brief_and_draft_sections_with_real_model(llm_engine):
