@@ -286,6 +286,8 @@ class AnswerEngine:
         if not citations and self.model is not None:
             # The retrieval gate found relevant passages but the model wrote nothing the program could
             # verify (small models over-use the sentinel): fall back to quoted sentences, labelled.
+            log.info("The model's draft kept no verified citation (%s); answering with quotes. Draft: %.600s",
+                     report.to_dict(), draft or "(sentinel only)")
             fallback = await asyncio.to_thread(self._extractive, query, passages, request.mode, language)
             if fallback:
                 text, citations, report = await asyncio.to_thread(CitationVerifier(self.embeddings).verify, fallback, passages)

@@ -131,6 +131,11 @@ def numbers_in(text: str) -> frozenset[str]:
     return frozenset(n.replace(",", "") for n in NUMBER.findall(text))
 
 
+def passage_numbers(passage: Passage) -> frozenset[str]:
+    """Numbers that identify a passage rather than state something: its document's title and year, its section."""
+    return numbers_in(f"{passage.title} {passage.year or ''} {passage.section}")
+
+
 def instruction_lines(text: str) -> list[tuple[int, int]]:
     """(start, end) of each line of ``text`` that gives instructions to an AI assistant (see ``INSTRUCTION``)."""
     found = []
@@ -234,11 +239,15 @@ class SupportScorer:
         for text, vector in zip(todo, self.embeddings.embed_documents(todo) if todo else []):
             self._span_vectors[text] = vector
 
-    def score(self, claim: str, span: _Span) -> tuple[float, float, bool]:
-        """(lexical overlap, cosine or 0, numbers and negations consistent)."""
+    def score(self, claim: str, span: _Span, context_numbers: frozenset[str] = frozenset()) -> tuple[float, float, bool]:
+        """(lexical overlap, cosine or 0, numbers and negations consistent).
+
+        ``context_numbers`` are the numbers of the cited passage's identity (document title and year,
+        article): "the 2005 Convention" or "Article 9 requires…" need not repeat them in the quote.
+        """
         words = content_words(claim)
         overlap = len(words & span.words) / len(words) if words else 0.0
-        numbers_ok = numbers_in(claim) <= span.numbers and polarity_in(claim) <= polarity_in(span.text)
+        numbers_ok = numbers_in(claim) <= (span.numbers | context_numbers) and polarity_in(claim) <= polarity_in(span.text)
         cosine = 0.0
         vector = self._claim_vector(claim)
         if vector is not None and span.text in self._span_vectors:
@@ -277,8 +286,9 @@ class CitationVerifier:
         spans = passage_spans(passage.text)
         self.scorer.prepare([s for s in spans if "\n" not in s.text][:40])
         best: _Support | None = None
+        context = passage_numbers(passage)
         for span in spans:
-            overlap, cosine, numbers_ok = self.scorer.score(claim, span)
+            overlap, cosine, numbers_ok = self.scorer.score(claim, span, context)
             if not self.scorer.supports(overlap, cosine, numbers_ok):
                 continue
             score = self.scorer.combined(overlap, cosine) - 0.002 * len(span.text) / 100  # prefer tighter spans

@@ -113,7 +113,8 @@ async def run_policylab(engine: Any, question: Question) -> SystemOutput:
         log.exception("policylab failed on %s", question.id)
         return SystemOutput(ranking=ranking, answer="", error=f"{exc.__class__.__name__}: {exc}")
     chunks = {p.chunk_id: p.text for p in answer.passages}
-    evidence = {c.n: Evidence(c.source_file, chunks.get(c.chunk_id, c.quote), c.quote) for c in answer.citations}
+    evidence = {c.n: Evidence(c.source_file, chunks.get(c.chunk_id, c.quote), c.quote, context=f"{c.title} {c.year or ''} {c.section}")
+                for c in answer.citations}
     timings = {k: v for k, v in answer.timings.items() if k.endswith("_s")}
     best = max((p.dense_score or 0.0 for p in answer.passages), default=0.0)
     return SystemOutput(ranking=ranking, answer=answer.answer, abstained=answer.abstained, evidence=evidence,

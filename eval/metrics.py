@@ -180,6 +180,7 @@ class Evidence:
     source_file: str
     chunk_text: str
     quote: str | None = None
+    context: str = ""  # the passage's identity (title, year, section), as ALCE's passages carry their title
 
     @property
     def text(self) -> str:
@@ -253,28 +254,34 @@ class SupportJudge:
     def _numbers_ok(claim: str, evidence: str) -> bool:
         return spelled_numbers(claim) <= spelled_numbers(evidence)
 
-    def _best(self, claim: str, text: str) -> tuple[bool, float, Any]:
-        """(supported by one span of ``text``, best combined score, best span)."""
+    def _best(self, claim: str, text: str, context: str = "") -> tuple[bool, float, Any]:
+        """(supported by one span of ``text``, best combined score, best span).
+
+        Numbers in ``context`` (the passage's title, year, section) count as present, as for the verifier.
+        """
+        from assistant.citations import numbers_in
+
         spans = self._spans(text)
         self.scorer.prepare(spans)
         best_score, best_span, ok = -1.0, None, False
         for span in spans:
-            overlap, cosine, numbers_ok = self.scorer.score(claim, span)
+            overlap, cosine, numbers_ok = self.scorer.score(claim, span, numbers_in(context))
             score = self.scorer.combined(overlap, cosine)
-            ok = ok or (self.scorer.supports(overlap, cosine, numbers_ok) and self._numbers_ok(claim, span.text))
+            ok = ok or (self.scorer.supports(overlap, cosine, numbers_ok) and self._numbers_ok(claim, f"{span.text} {context}"))
             if score > best_score:
                 best_score, best_span = score, span
         return ok, best_score, best_span
 
-    def supported(self, claim: str, evidence: Sequence[str]) -> bool:
+    def supported(self, claim: str, evidence: Sequence[str], contexts: Sequence[str] = ()) -> bool:
         from assistant.citations import _Span, content_words, numbers_in
 
-        evidence = [e for e in evidence if e and e.strip()]
-        if not evidence:
+        pairs = [(e, c) for e, c in zip(evidence, list(contexts) + [""] * len(evidence)) if e and e.strip()]
+        if not pairs:
             return False
+        context = " ".join(c for _, c in pairs)
         best_spans = []
-        for text in evidence:
-            ok, _score, span = self._best(claim, text)
+        for text, own_context in pairs:
+            ok, _score, span = self._best(claim, text, own_context)
             if ok:
                 return True
             if span is not None:
@@ -284,24 +291,32 @@ class SupportJudge:
         joint = " ".join(best_spans)
         span = _Span(0, len(joint), joint, content_words(joint), numbers_in(joint))
         self.scorer.prepare([span])
-        return self.scorer.supports(*self.scorer.score(claim, span)) and self._numbers_ok(claim, joint)
+        return (self.scorer.supports(*self.scorer.score(claim, span, numbers_in(context)))
+                and self._numbers_ok(claim, f"{joint} {context}"))
 
-    def statement(self, claim: str, cited: Sequence[int], evidence: dict[int, str]) -> StatementResult:
+    def statement(
+        self, claim: str, cited: Sequence[int], evidence: dict[int, str], contexts: dict[int, str] | None = None,
+    ) -> StatementResult:
         """ALCE's support of one statement and precision of each of its citations."""
+        contexts = contexts or {}
         texts = {n: evidence.get(n, "") for n in cited}
-        joint = self.supported(claim, list(texts.values()))
+
+        def supported_by(numbers: Sequence[int]) -> bool:
+            return self.supported(claim, [texts[m] for m in numbers], [contexts.get(m, "") for m in numbers])
+
+        joint = supported_by(list(texts))
         precise = []
         for n in cited:
             if not joint:
                 precise.append(False)
-            elif self.supported(claim, [texts[n]]):
+            elif supported_by([n]):
                 precise.append(True)
             else:  # needed: the others alone no longer support the statement
-                precise.append(not self.supported(claim, [t for m, t in texts.items() if m != n]))
+                precise.append(not supported_by([m for m in texts if m != n]))
         return StatementResult(claim, list(cited), joint, precise)
 
-    def answer(self, answer: str, evidence: dict[int, str]) -> list[StatementResult]:
-        return [self.statement(claim, cited, evidence) for claim, cited in answer_statements(answer)]
+    def answer(self, answer: str, evidence: dict[int, str], contexts: dict[int, str] | None = None) -> list[StatementResult]:
+        return [self.statement(claim, cited, evidence, contexts) for claim, cited in answer_statements(answer)]
 
 
 def citation_recall(statements: Sequence[StatementResult]) -> float | None:

@@ -80,7 +80,8 @@ def score_question(question: Question, output: SystemOutput, judge: SupportJudge
         for n, e in sorted(output.evidence.items())
     ]
     if not output.abstained and judge is not None and output.answer:
-        statements = judge.answer(output.answer, {n: e.text for n, e in output.evidence.items()})
+        statements = judge.answer(output.answer, {n: e.text for n, e in output.evidence.items()},
+                                  {n: e.context for n, e in output.evidence.items()})
         record["statements"] = [s.to_dict() for s in statements]
         record["citation_recall"] = citation_recall(statements)
         record["citation_precision"] = citation_precision(statements)

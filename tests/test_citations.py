@@ -73,6 +73,17 @@ def test_changed_number_is_not_supported(verifier, passages):
     assert "25 participants" not in text
 
 
+def test_the_documents_own_year_and_article_need_not_be_in_the_quote(verifier, passages):
+    passages[1].year, passages[1].section = 2005, "Article 9 — Information sharing and transparency"
+    claim = "Under Article 9 of the 2005 Convention, a Party reports to UNESCO every four years [2]."
+    text, citations, report = verifier.verify(claim, passages)
+    assert report.kept == 1 and [c.chunk_id for c in citations] == ["c2"]
+    # a year or article the cited passage is not from still has to be in the quote
+    for wrong in ("Under Article 7 of the 2005 Convention, a Party reports to UNESCO every four years [2].",
+                  "Under Article 9 of the 2003 Convention, a Party reports to UNESCO every four years [2]."):
+        assert verifier.verify(wrong, passages)[1] == [], wrong
+
+
 def test_out_of_range_marker_never_survives(verifier, passages):
     text, citations, report = verifier.verify("Parties report every four years [7].", passages)
     assert all(c.chunk_id in {"c1", "c2", "c3"} for c in citations)

@@ -87,6 +87,11 @@ def test_a_changed_number_is_not_supported_even_spelled_out():
     assert judge.supported("Parties provide information in their reports to Unesco every four years.", [quote])
     assert not judge.supported("Parties provide information in their reports to Unesco every five years.", [quote])
     assert not judge.supported("In 2024, 25 participants gathered in Prague, Czech Republic.", [PRAGUE])
+    # the cited document's own year (its identity, as ALCE passages carry their title) need not be in the quote
+    claim = "The 2005 Convention asks for reports to Unesco every four years."
+    assert not judge.supported(claim, [quote])
+    assert judge.supported(claim, [quote], ["Convention on the Diversity of Cultural Expressions 2005 Article 9"])
+    assert not judge.supported(claim, [quote], ["Convention for the Safeguarding of the Intangible Cultural Heritage 2003"])
 
 
 def test_headings_and_labels_are_not_statements():
