@@ -162,6 +162,11 @@ def without_sentinel(draft: str) -> str:
     return kept if re.search(r"\[\d+\]", kept) else ""
 
 
+def uncited_draft(draft: str) -> str:
+    """A draft that cites nothing, without sentinel lines; empty if nothing else is left."""
+    return "\n".join(line for line in draft.splitlines() if NOT_IN_LIBRARY not in line).strip()
+
+
 def without_preamble(reply: str, source: str) -> str:
     """``reply`` without an opening line such as "Here is the translation into German:" that ``source`` lacks."""
     lines = reply.strip().splitlines()
@@ -276,18 +281,24 @@ class AnswerEngine:
             timings["generation_s"] = time.perf_counter() - started - timings.get("first_token_s", 0.0)
             timings["answer_tokens"] = float(count_tokens(draft))
 
+        raw_draft = draft
         draft = without_sentinel(draft)
+        # A draft with no [n] at all (small models forget them in long briefs) is still checked, strictly:
+        # a sentence a passage supports gets that citation, any other statement is dropped.
+        strict = not draft and self.model is not None and bool(uncited_draft(raw_draft))
+        if strict:
+            draft = uncited_draft(raw_draft)
         report = VerificationReport()
         text, citations = "", []
         if draft:
             verifier = CitationVerifier(self.embeddings)
-            text, citations, report = await asyncio.to_thread(verifier.verify, draft, shown)
+            text, citations, report = await asyncio.to_thread(verifier.verify, draft, shown, strict)
             timings["verify_s"] = time.perf_counter() - started - timings.get("first_token_s", 0.0) - timings.get("generation_s", 0.0)
         if not citations and self.model is not None:
             # The retrieval gate found relevant passages but the model wrote nothing the program could
             # verify (small models over-use the sentinel): fall back to quoted sentences, labelled.
             log.info("The model's draft kept no verified citation (%s); answering with quotes. Draft: %.600s",
-                     report.to_dict(), draft or "(sentinel only)")
+                     report.to_dict(), raw_draft)
             fallback = await asyncio.to_thread(self._extractive, query, passages, request.mode, language)
             if fallback:
                 text, citations, report = await asyncio.to_thread(CitationVerifier(self.embeddings).verify, fallback, passages)

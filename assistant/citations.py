@@ -296,8 +296,14 @@ class CitationVerifier:
                 best = _Support(index, span, score)
         return best
 
-    def verify(self, answer: str, passages: Sequence[Passage]) -> tuple[str, list[Citation], VerificationReport]:
-        """The answer with verified, renumbered markers; the citations; what was changed."""
+    def verify(
+        self, answer: str, passages: Sequence[Passage], strict: bool = False,
+    ) -> tuple[str, list[Citation], VerificationReport]:
+        """The answer with verified, renumbered markers; the citations; what was changed.
+
+        An uncited sentence that reads like a claim but that no passage supports is kept as a transition
+        or suggestion, and counted; with ``strict`` (a draft that cited nothing at all) it is dropped.
+        """
         report = VerificationReport()
         citations: list[Citation] = []
         keys: dict[tuple[str, int, int], int] = {}
@@ -310,6 +316,9 @@ class CitationVerifier:
                 claim_like = bool(claim) and len(content_words(claim)) >= 4 and not claim.startswith("#")
                 found = self._retarget(claim, passages, exclude=set()) if claim_like else None
                 if found is None:  # a transition, a suggestion or a question: kept, counted
+                    if strict and claim_like:
+                        report.dropped_sentences.append(claim)
+                        continue
                     report.uncited_sentences += int(claim_like)
                     out.append(sentence)
                     continue

@@ -187,3 +187,15 @@ def test_translation_that_adds_claims_is_not_used(engine):
                  AnswerRequest(question))
     assert not answer.abstained and answer.answer.startswith("A Fund for the Protection")
     assert "Bavière" not in answer.answer
+
+
+def test_draft_without_any_marker_is_checked_strictly(engine):
+    question = "What is the World Heritage Fund?"
+    _, sentence = _fund_sentence(engine, question)
+    reply = f"{sentence}. The Fund pays 40 million euros a year to private museums in Bavaria."
+    answer = run(model_engine(engine, reply), AnswerRequest(question))
+    assert not answer.abstained and not answer.model_fallback  # the model's own sentence, now cited
+    assert answer.answer.startswith("A Fund for the Protection") and "Bavaria" not in answer.answer
+    assert [c.status for c in answer.citations] == ["added"]
+    assert "The Fund pays 40 million euros a year to private museums in Bavaria." in answer.verification.dropped_sentences
+    assert_citations_verbatim(engine, answer)
