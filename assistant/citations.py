@@ -282,14 +282,15 @@ class CitationVerifier:
     def __init__(self, embeddings: Embeddings | None = None) -> None:
         self.scorer = SupportScorer(embeddings)
 
-    def best_support(self, claim: str, passage: Passage, index: int) -> _Support | None:
+    def best_support(self, claim: str, passage: Passage, index: int, min_overlap: float = 0.0) -> _Support | None:
+        """The span of ``passage`` that best supports ``claim`` (sharing at least ``min_overlap`` of its words), if any."""
         spans = passage_spans(passage.text)
         self.scorer.prepare([s for s in spans if "\n" not in s.text][:40])
         best: _Support | None = None
         context = passage_numbers(passage)
         for span in spans:
             overlap, cosine, numbers_ok = self.scorer.score(claim, span, context)
-            if not self.scorer.supports(overlap, cosine, numbers_ok):
+            if overlap < min_overlap or not self.scorer.supports(overlap, cosine, numbers_ok):
                 continue
             score = self.scorer.combined(overlap, cosine) - 0.002 * len(span.text) / 100  # prefer tighter spans
             if best is None or score > best.score:
@@ -313,8 +314,11 @@ class CitationVerifier:
             claim = strip_markers(sentence).strip()
             supports: list[tuple[_Support, str]] = []
             if not wanted:
-                claim_like = bool(claim) and len(content_words(claim)) >= 4 and not claim.startswith("#")
-                found = self._retarget(claim, passages, exclude=set()) if claim_like else None
+                claim_like = (bool(claim) and len(content_words(claim)) >= 4 and not claim.startswith("#")
+                              and not claim.rstrip("*_ )\"'”").endswith("?"))  # a question asserts nothing
+                # A draft that cited nothing earns a citation only with the passage's own words, not by
+                # embedding similarity alone (which links loosely related sentences).
+                found = self._retarget(claim, passages, set(), LEXICAL_SUPPORT if strict else 0.0) if claim_like else None
                 if found is None:  # a transition, a suggestion or a question: kept, counted
                     if strict and claim_like:
                         report.dropped_sentences.append(claim)
@@ -360,12 +364,14 @@ class CitationVerifier:
                 out.append(f"{body} {marks}{trailing}")
         return "".join(out).strip(), citations, report
 
-    def _retarget(self, claim: str, passages: Sequence[Passage], exclude: set[int]) -> _Support | None:
+    def _retarget(
+        self, claim: str, passages: Sequence[Passage], exclude: set[int], min_overlap: float = 0.0,
+    ) -> _Support | None:
         best: _Support | None = None
         for index, passage in enumerate(passages):
             if index in exclude:
                 continue
-            support = self.best_support(claim, passage, index)
+            support = self.best_support(claim, passage, index, min_overlap)
             if support is not None and (best is None or support.score > best.score):
                 best = support
         return best

@@ -125,3 +125,10 @@ def test_prompt_echo_is_dropped_but_the_requested_headings_stay():
              "[3] How Do We Navigate Cultural Diplomacy? (2024), page 4:\n"
              "## Their stated principles and priorities\n- Culture is a pillar of diplomacy [1].")
     assert drop_prompt_echo(draft, [template]) == "## Their stated principles and priorities\n- Culture is a pillar of diplomacy [1]."
+
+
+def test_an_uncited_question_is_not_given_a_citation(verifier, passages):
+    answer = "- **How often do Parties report to UNESCO on their measures?**\nParties report to UNESCO every four years."
+    text, citations, report = verifier.verify(answer, passages, strict=True)
+    assert "- **How often do Parties report to UNESCO on their measures?**" in text.splitlines()  # kept, uncited
+    assert report.added == 1 and [c.chunk_id for c in citations] == ["c2"]  # only the statement is cited
