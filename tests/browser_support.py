@@ -88,6 +88,24 @@ def build_app_data(root: Path, knowledge_files: tuple[str, ...], extra: Mapping[
     return data_dir
 
 
+def click_download(page, link, attempts: int = 3):
+    """Click a file link and return the browser's download.
+
+    A message that is re-rendered (a new element arriving) can swallow a click made at that
+    moment; the user would click again, and so does this, at most ``attempts`` times.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(1, attempts + 1):
+        try:
+            with page.expect_download(timeout=20_000) as download_info:
+                link.click()
+            return download_info.value
+        except PlaywrightTimeout:
+            if attempt == attempts:
+                raise
+
+
 class Visit:
     """One browser context (one person) with every request it made and every dialog its page opened."""
 
@@ -108,6 +126,9 @@ class Visit:
     def shot(self, name: str) -> None:
         ARTIFACTS.mkdir(exist_ok=True)
         self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+    def download(self, link):
+        return click_download(self.page, link)
 
     def login(self, user: str) -> None:
         page = self.page

@@ -194,10 +194,8 @@ def test_draft_and_export_docx(visit):
     answer.get_by_text("Export DOCX").click()
     link = v.page.locator("a.inline-file", has_text=".docx")
     link.wait_for()
-    with v.page.expect_download() as download_info:
-        link.click()
     target = ARTIFACTS / "app-draft-export.docx"
-    download_info.value.save_as(target)
+    v.download(link).save_as(target)
     document = Document(str(target))
     headings = [p.text for p in document.paragraphs if p.style.name.startswith(("Heading", "Title"))]
     assert headings[0] == "Draft recommendation" and headings[-1] == "Sources" and len(headings) >= 3, headings
@@ -210,9 +208,7 @@ def test_draft_and_export_docx(visit):
     answer.get_by_text("Export Markdown").click()
     md_link = v.page.locator("a.inline-file", has_text=".md")
     md_link.wait_for()
-    with v.page.expect_download() as md_info:
-        md_link.click()
-    markdown = Path(md_info.value.path()).read_text(encoding="utf-8")
+    markdown = Path(v.download(md_link).path()).read_text(encoding="utf-8")
     assert markdown.startswith("# Draft recommendation") and "## Sources" in markdown
 
 

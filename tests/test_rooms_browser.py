@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from browser_support import ARTIFACTS, CHROMIUM, LOCAL, AppServer, browser, build_app_data, free_port  # noqa: F401 (fixture)
+from browser_support import ARTIFACTS, CHROMIUM, LOCAL, AppServer, browser, build_app_data, click_download, free_port  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -215,10 +215,8 @@ def test_three_members_draft_together(people, room, server):
     bob.wait_text("has closed this room")
     link = alice.page.locator("a.inline-file", has_text=".docx").last
     link.wait_for()
-    with alice.page.expect_download() as download:
-        link.click()
     target = ARTIFACTS / "room-export.docx"
-    download.value.save_as(target)
+    click_download(alice.page, link).save_as(target)
     paragraphs = [p.text for p in Document(str(target)).paragraphs]
     entries = [p for p in paragraphs if re.match(r"^\[\d+\] ", p)]
     assert entries and all(ASEF_TITLE in e or "Cultural Diplomacy" in e for e in entries), entries
