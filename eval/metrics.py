@@ -125,12 +125,14 @@ def claim_text(sentence: str) -> str:
 
 
 def is_statement(sentence: str) -> bool:
-    """Whether an answer sentence makes a claim: not a heading, not a label line, enough words."""
+    """Whether an answer sentence makes a claim: not a heading, not a label line, not a question, enough words."""
     from assistant.citations import content_words
 
     stripped = sentence.strip()
     if not stripped or stripped.startswith("#"):
         return False
+    if re.sub(r"(\s*\[\d+(?:\s*[,;]\s*\d+)*\])+", "", stripped).rstrip("*_ )\"'”").endswith("?"):
+        return False  # a talking point or open question asserts nothing (ALCE scores claims)
     if re.fullmatch(r"\*[^*].*\*|\*\*.*\*\*|_.*_", stripped):  # "*Extractive answer…*", "**Context**"
         return False
     return len(content_words(claim_text(stripped))) >= MIN_STATEMENT_WORDS

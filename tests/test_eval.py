@@ -18,6 +18,7 @@ from eval.metrics import (
     contains_gold,
     gold_covered,
     gold_ranks,
+    is_statement,
     must_mention_hits,
     quotes_overlap,
     recall_at,
@@ -193,3 +194,10 @@ def test_policylab_eval_on_the_dev_set(default_index, tmp_path):
     assert "| retrieval recall@5 |" in markdown and "policylab ÷ naive" in markdown
     for plot in ("metrics.png", "score_distributions.png", "latency.png"):
         assert (out / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_questions_and_labels_are_not_statements():
+    assert is_statement("Parties report to UNESCO every four years [2].")
+    assert not is_statement("- **What challenges do you face in building a professional diplomacy?**")
+    assert not is_statement("How can mobility support reach artists from the Global South? [3]")
+    assert not is_statement("## Suggested talking points and questions")
