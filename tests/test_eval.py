@@ -189,7 +189,10 @@ def test_policylab_eval_on_the_dev_set(default_index, tmp_path):
     assert policylab["retrieval_recall@5"] >= 0.88
     assert policylab["citation_precision"] >= 0.9
     for question in report["questions"]:
-        assert {"ranks", "answer", "abstained", "timings"} <= set(question["systems"]["policylab"])
+        record = question["systems"]["policylab"]
+        assert {"ranks", "answer", "abstained", "timings", "verification", "citation_status"} <= set(record)
+        assert set(record["citation_status"].values()) <= {"kept", "retargeted", "added"}
+        assert len(record["citation_status"]) == len(record["citations"])
     markdown = (out / "report.md").read_text()
     assert "| retrieval recall@5 |" in markdown and "policylab ÷ naive" in markdown
     for plot in ("metrics.png", "score_distributions.png", "latency.png"):
