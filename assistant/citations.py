@@ -302,8 +302,9 @@ class CitationVerifier:
     ) -> tuple[str, list[Citation], VerificationReport]:
         """The answer with verified, renumbered markers; the citations; what was changed.
 
-        An uncited sentence that reads like a claim but that no passage supports is kept as a transition
-        or suggestion, and counted; with ``strict`` (a draft that cited nothing at all) it is dropped.
+        An uncited sentence that a passage supports in its own words gets that citation ("added"). One that
+        reads like a claim but that no passage supports is kept as a transition or suggestion, and counted;
+        with ``strict`` (a draft that cited nothing at all) it is dropped.
         """
         report = VerificationReport()
         citations: list[Citation] = []
@@ -316,9 +317,9 @@ class CitationVerifier:
             if not wanted:
                 claim_like = (bool(claim) and len(content_words(claim)) >= 4 and not claim.startswith("#")
                               and not claim.rstrip("*_ )\"'”").endswith("?"))  # a question asserts nothing
-                # A draft that cited nothing earns a citation only with the passage's own words, not by
-                # embedding similarity alone (which links loosely related sentences).
-                found = self._retarget(claim, passages, set(), LEXICAL_SUPPORT if strict else 0.0) if claim_like else None
+                # A citation the model did not make is found by searching every span of every passage; the best
+                # of so many embedding similarities is often a loose match, so it takes the passage's own words.
+                found = self._retarget(claim, passages, set(), LEXICAL_SUPPORT) if claim_like else None
                 if found is None:  # a transition, a suggestion or a question: kept, counted
                     if strict and claim_like:
                         report.dropped_sentences.append(claim)

@@ -132,3 +132,12 @@ def test_an_uncited_question_is_not_given_a_citation(verifier, passages):
     text, citations, report = verifier.verify(answer, passages, strict=True)
     assert "- **How often do Parties report to UNESCO on their measures?**" in text.splitlines()  # kept, uncited
     assert report.added == 1 and [c.chunk_id for c in citations] == ["c2"]  # only the statement is cited
+
+
+def test_a_loosely_related_uncited_sentence_is_not_given_a_citation(verifier, passages):
+    # e5 finds it close enough to the Prague lab passage (cosine ~0.85, a third of its words shared), but the
+    # passage does not say it; a citation the model did not make needs the passage's own words.
+    text, citations, report = verifier.verify("The meeting will focus on cultural cooperation between Europe and Asia.", passages)
+    assert citations == [] and report.added == 0 and report.uncited_sentences == 1
+    text, citations, report = verifier.verify("Parties report to UNESCO every four years on their measures.", passages)
+    assert report.added == 1 and [c.chunk_id for c in citations] == ["c2"]
