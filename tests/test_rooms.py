@@ -442,3 +442,12 @@ def test_room_export_has_sources_contributors_and_tally(tmp_path, engine):
     assert any(first["quote"][:40] in p for p in paragraphs)
     assert "alice (facilitator) — 1 contribution" in paragraphs and "carol — 2 contributions" in paragraphs
     assert any("Implementation steps: 1 endorse (bob), 1 object (carol)" in p for p in paragraphs)
+
+
+def test_a_revision_that_restates_the_section_counts_as_unchanged():
+    from assistant.rooms.synthesis import _unchanged
+
+    current = "- Fund travel grants for small collectives [2].\n- Agree a visa fast-track [3]. (proposed by ana)"
+    assert _unchanged("- Fund travel grants for small collectives [1].\n- Agree a visa fast-track [4]. (proposed by ana)", current)
+    assert not _unchanged("- Fund travel grants of up to 2,000 euros for collectives of under ten people [1].", current)
+    assert not _unchanged("", current)  # nothing written is not "unchanged": the extractive path handles it

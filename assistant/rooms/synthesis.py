@@ -178,6 +178,13 @@ def _clean_revision(text: str) -> str:
     return "\n".join(lines).strip()
 
 
+def _unchanged(revised: str, current: str) -> bool:
+    """Whether a revision says the same words as the section it revises (citations aside)."""
+    def words(text: str) -> list[str]:
+        return re.findall(r"\w+", re.sub(r"\[\d+\]", " ", text).lower())
+    return bool(revised.strip()) and words(revised) == words(current)
+
+
 async def revise(engine: AnswerEngine, topic: str, base: Version, section: str, request: str, author: str,
                  shared: Sequence[SharedDocument] = ()) -> NewVersion:
     """``base`` with ``section`` rewritten as ``request`` asks; new facts are cited and verified."""
@@ -207,6 +214,8 @@ async def revise(engine: AnswerEngine, topic: str, base: Version, section: str, 
                                                                    engine.prompts["revise"].template]))
         if draft:
             text, citations, _report = await asyncio.to_thread(verifier.verify, draft, shown)
+        if _unchanged(text, current):  # the model restated the section: say so rather than "revise" nothing
+            text, citations = "", []
     if not text.strip():
         backend = "extractive" if scoped.model is None else f"{scoped.backend} (extractive fallback)"
         evidence = await asyncio.to_thread(extractive_answer, f"{request} {topic}", passages[len(own):],
