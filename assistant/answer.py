@@ -15,7 +15,9 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from assistant.citations import Citation, CitationVerifier, VerificationReport, drop_prompt_echo, strip_markers
+from assistant.citations import (
+    MARKER, Citation, CitationVerifier, VerificationReport, cited_numbers, drop_prompt_echo, strip_markers,
+)
 from assistant.extractive import extractive_answer
 from assistant.language import detect_language, language_name
 from assistant.messages import message
@@ -157,13 +159,12 @@ def without_sentinel(draft: str) -> str:
     A model that writes a cited answer and then adds the sentinel has not abstained: its cited
     sentences still go to the verifier, which keeps only what the passages support.
     """
-    lines = [line for line in draft.splitlines() if NOT_IN_LIBRARY not in line]
-    kept = "\n".join(lines).strip()
+    kept = without_sentinel_lines(draft)
     return kept if re.search(r"\[\d+\]", kept) else ""
 
 
-def uncited_draft(draft: str) -> str:
-    """A draft that cites nothing, without sentinel lines; empty if nothing else is left."""
+def without_sentinel_lines(draft: str) -> str:
+    """The draft without NOT_IN_LIBRARY lines, whether it cites or not."""
     return "\n".join(line for line in draft.splitlines() if NOT_IN_LIBRARY not in line).strip()
 
 
@@ -283,11 +284,12 @@ class AnswerEngine:
 
         raw_draft = draft
         draft = without_sentinel(draft)
-        # A draft with no [n] at all (small models forget them in long briefs) is still checked, strictly:
-        # a sentence a passage supports gets that citation, any other statement is dropped.
-        strict = not draft and self.model is not None and bool(uncited_draft(raw_draft))
-        if strict:
-            draft = uncited_draft(raw_draft)
+        strict = False
+        if not draft and self.model is not None:
+            # A draft with no [n] at all (small models forget them in long briefs) is still checked, strictly:
+            # a sentence a passage supports gets that citation, any other statement is dropped.
+            draft = without_sentinel_lines(raw_draft)
+            strict = bool(draft)
         report = VerificationReport()
         text, citations = "", []
         if draft:
@@ -344,10 +346,10 @@ class AnswerEngine:
         by_number = {c.n: index.get(c.chunk_id) for c in citations}
 
         def to_passage_numbers(match: re.Match[str]) -> str:
-            numbers = [by_number.get(int(n)) for n in re.split(r"\s*[,;]\s*", match.group(1))]
-            return "".join(f"[{n}]" for n in numbers if n)
+            numbers = [by_number.get(n) for n in cited_numbers(match.group(0))]
+            return " " + "".join(f"[{n}]" for n in numbers if n)
 
-        source = re.sub(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]", to_passage_numbers, text)
+        source = MARKER.sub(to_passage_numbers, text)
         prompt = self.prompts["translate"].render(text=source, language=language_name(language))
         parts: list[str] = []
         budget = min(2 * count_tokens(source) + 64, self.settings.llm_context // 2)

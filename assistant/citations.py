@@ -131,9 +131,14 @@ def numbers_in(text: str) -> frozenset[str]:
     return frozenset(n.replace(",", "") for n in NUMBER.findall(text))
 
 
+def passage_identity(item: Passage | Citation) -> str:
+    """What identifies a passage (or the passage a citation quotes): its document's title and year, its section."""
+    return f"{item.title} {item.year or ''} {item.section}"
+
+
 def passage_numbers(passage: Passage) -> frozenset[str]:
-    """Numbers that identify a passage rather than state something: its document's title and year, its section."""
-    return numbers_in(f"{passage.title} {passage.year or ''} {passage.section}")
+    """Numbers that identify a passage rather than state something (see ``passage_identity``)."""
+    return numbers_in(passage_identity(passage))
 
 
 def instruction_lines(text: str) -> list[tuple[int, int]]:
@@ -206,6 +211,11 @@ def cited_numbers(sentence: str) -> list[int]:
 
 def strip_markers(sentence: str) -> str:
     return MARKER.sub("", sentence)
+
+
+def is_question(sentence: str) -> bool:
+    """Whether a sentence (markers and closing emphasis aside) asks rather than states: it asserts nothing."""
+    return strip_markers(sentence).strip().rstrip("*_ )\"'”").endswith("?")
 
 
 def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
@@ -316,7 +326,7 @@ class CitationVerifier:
             supports: list[tuple[_Support, str]] = []
             if not wanted:
                 claim_like = (bool(claim) and len(content_words(claim)) >= 4 and not claim.startswith("#")
-                              and not claim.rstrip("*_ )\"'”").endswith("?"))  # a question asserts nothing
+                              and not is_question(claim))
                 # A citation the model did not make is found by searching every span of every passage; the best
                 # of so many embedding similarities is often a loose match, so it takes the passage's own words.
                 found = self._retarget(claim, passages, set(), LEXICAL_SUPPORT) if claim_like else None

@@ -104,6 +104,7 @@ def prepare_index(corpus: Path, settings: Any, progress: Progress) -> dict[str, 
 async def run_policylab(engine: Any, question: Question) -> SystemOutput:
     """Retrieval (top 10, for the retrieval metrics) and the full answer for one question."""
     from assistant.answer import AnswerRequest
+    from assistant.citations import passage_identity
 
     ranked = await asyncio.to_thread(engine.retriever.search, question.question, RANK_DEPTH, None, None, None, question.mode)
     ranking = [(p.source_file, p.text) for p in ranked]
@@ -113,7 +114,7 @@ async def run_policylab(engine: Any, question: Question) -> SystemOutput:
         log.exception("policylab failed on %s", question.id)
         return SystemOutput(ranking=ranking, answer="", error=f"{exc.__class__.__name__}: {exc}")
     chunks = {p.chunk_id: p.text for p in answer.passages}
-    evidence = {c.n: Evidence(c.source_file, chunks.get(c.chunk_id, c.quote), c.quote, context=f"{c.title} {c.year or ''} {c.section}")
+    evidence = {c.n: Evidence(c.source_file, chunks.get(c.chunk_id, c.quote), c.quote, context=passage_identity(c))
                 for c in answer.citations}
     timings = {k: v for k, v in answer.timings.items() if k.endswith("_s")}
     best = max((p.dense_score or 0.0 for p in answer.passages), default=0.0)

@@ -126,12 +126,12 @@ def claim_text(sentence: str) -> str:
 
 def is_statement(sentence: str) -> bool:
     """Whether an answer sentence makes a claim: not a heading, not a label line, not a question, enough words."""
-    from assistant.citations import content_words
+    from assistant.citations import content_words, is_question
 
     stripped = sentence.strip()
     if not stripped or stripped.startswith("#"):
         return False
-    if re.sub(r"(\s*\[\d+(?:\s*[,;]\s*\d+)*\])+", "", stripped).rstrip("*_ )\"'”").endswith("?"):
+    if is_question(stripped):
         return False  # a talking point or open question asserts nothing (ALCE scores claims)
     if re.fullmatch(r"\*[^*].*\*|\*\*.*\*\*|_.*_", stripped):  # "*Extractive answer…*", "**Context**"
         return False
@@ -265,9 +265,10 @@ class SupportJudge:
 
         spans = self._spans(text)
         self.scorer.prepare(spans)
+        context_numbers = numbers_in(context)
         best_score, best_span, ok = -1.0, None, False
         for span in spans:
-            overlap, cosine, numbers_ok = self.scorer.score(claim, span, numbers_in(context))
+            overlap, cosine, numbers_ok = self.scorer.score(claim, span, context_numbers)
             score = self.scorer.combined(overlap, cosine)
             ok = ok or (self.scorer.supports(overlap, cosine, numbers_ok) and self._numbers_ok(claim, f"{span.text} {context}"))
             if score > best_score:

@@ -87,9 +87,11 @@ def _split_clauses(text: str, start: int, max_tokens: int) -> list[_Unit]:
             cursor = 0
             for cut in cuts + [len(text)]:
                 clause = text[cursor:cut].rstrip()
-                if clause:
-                    units.extend(_split_clauses(clause, start + cursor, max_tokens) if count_tokens(clause) > max_tokens
-                                 else [_Unit(start + cursor, start + cursor + len(clause), count_tokens(clause))])
+                tokens = count_tokens(clause)
+                if tokens > max_tokens:
+                    units.extend(_split_clauses(clause, start + cursor, max_tokens))
+                elif clause:
+                    units.append(_Unit(start + cursor, start + cursor + len(clause), tokens))
                 cursor = cut
             return units
     return _split_words(text, start, max_tokens)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from assistant.answer import AnswerEngine, AnswerRequest, format_passages
-from assistant.citations import CitationVerifier, drop_prompt_echo
+from assistant.citations import CitationVerifier, drop_prompt_echo, strip_markers
 from assistant.extractive import extractive_answer
 from assistant.language import detect_language, language_name
 from assistant.prompts import NOT_IN_LIBRARY
@@ -181,7 +181,7 @@ def _clean_revision(text: str) -> str:
 def _unchanged(revised: str, current: str) -> bool:
     """Whether a revision says the same words as the section it revises (citations aside)."""
     def words(text: str) -> list[str]:
-        return re.findall(r"\w+", re.sub(r"\[\d+\]", " ", text).lower())
+        return re.findall(r"\w+", strip_markers(text).lower())
     return bool(revised.strip()) and words(revised) == words(current)
 
 
