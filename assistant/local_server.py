@@ -236,8 +236,8 @@ class LocalLlamaServer:
             "--model_alias", self.alias,
             "--interrupt_requests", "False",  # queue concurrent requests instead of cutting the running answer off
             # The server's default keeps logits for every prompt token (n_ctx × vocabulary floats: 2.5 GB for
-            # Qwen2.5) and computes them all; nothing here uses logprobs. Measured on 2 cores with the 1.5B
-            # model: RSS 3.2 → 2.0 GB, prompt read 53 → 70 tokens/s (flash attention adds a little).
+            # Qwen2.5) and computes them all; nothing here uses logprobs. `eval.bench_llm` on 2 cores with the
+            # 1.5B model: server RSS 3.0 → 2.07 GB, prompt read 42 → 73 tokens/s (docs/models.md).
             "--logits_all", "False",
             "--flash_attn", "True",
             "--verbose", str(self.verbose),
