@@ -18,6 +18,7 @@ from typing import Any
 from assistant.citations import (
     MARKER, Citation, CitationVerifier, VerificationReport, cited_numbers, drop_prompt_echo, strip_markers,
 )
+from assistant.excerpts import passage_excerpts
 from assistant.extractive import extractive_answer
 from assistant.language import detect_language, language_name
 from assistant.messages import message
@@ -35,6 +36,7 @@ MAX_ANSWER_TOKENS = {"ask": 350, "brief": 700, "draft": 800, "synthesis": 900}
 MAX_QUESTION_CHARS = 2000
 MODEL_RECHECK_S = 30.0
 MAX_PASSAGE_TOKENS = 300
+DEFAULT_EXCERPT_TOKENS = 200  # sentences of passage excerpts in a local model's prompt (2 cores read ~70 tokens/s)
 ABSTAIN_DENSE_SCORE = 0.78   # below this best e5 cosine, nothing in the library is about the question
 ANCHOR = re.compile(r"\b(?:[A-Z][A-Za-z]*\d[\w-]*|\d+[A-Za-z]+\w*|[A-Z]{2,}[a-z]?|1[5-9]\d\d|20\d\d)\b")
 NUMERIC_QUESTION = re.compile(r"\b(how (much|many)|combien|cu[aá]nt[oa]s?|wie (viel|viele)|bao nhi[eê]u)\b", re.I)
@@ -135,20 +137,37 @@ def missing_anchors(question: str, passages: Sequence[Passage]) -> list[str]:
     return sorted(a for a in question_anchors(question) if a.lower() not in haystack)
 
 
-def format_passages(passages: Sequence[Passage], budget_tokens: int) -> tuple[str, list[Passage]]:
-    """Numbered passages for the prompt, as many as fit in ``budget_tokens``."""
+def format_passages(
+    passages: Sequence[Passage], budget_tokens: int, texts: Sequence[str | None] | None = None
+) -> tuple[str, list[Passage]]:
+    """Numbered passages for the prompt, as many as fit in ``budget_tokens``.
+
+    ``texts``, one per passage, replace the passages' own texts (query-focused excerpts); a passage
+    whose text is None is left out.
+    """
     blocks: list[str] = []
     used: list[Passage] = []
     total = 0
-    for passage in passages:
-        text = truncate_tokens(passage.text, MAX_PASSAGE_TOKENS)
-        title = passage.title if len(passage.title) <= 90 else passage.title[:87] + "…"
-        block = f"[{len(used) + 1}] {title} ({passage.year or 'n.d.'}), {passage.location}:\n{text}\n"
+    first_of_document: dict[str, int] = {}
+    for index, passage in enumerate(passages):
+        excerpt = passage.text if texts is None else texts[index]
+        if excerpt is None:
+            continue
+        text = truncate_tokens(excerpt, MAX_PASSAGE_TOKENS)
+        n = len(used) + 1
+        if passage.doc_id in first_of_document:  # the title once per document keeps the prompt short
+            source = f"same document as [{first_of_document[passage.doc_id]}]"
+        else:
+            title = passage.title if len(passage.title) <= 90 else passage.title[:87] + "…"
+            source = f"{title} ({passage.year or 'n.d.'})"
+        location = passage.location.rsplit(" › ", 1)[-1]  # the innermost heading is enough for the model
+        block = f"[{n}] {source}, {location}:\n{text}\n"
         cost = count_tokens(block)
         if used and total + cost > budget_tokens:
             break
         blocks.append(block)
         used.append(passage)
+        first_of_document.setdefault(passage.doc_id, n)
         total += cost
     return "\n".join(blocks), used
 
@@ -268,7 +287,15 @@ class AnswerEngine:
             if draft:
                 yield TokenEvent(f"*{label}*\n\n" + draft)
         else:
-            prompt, shown = self._prompt(question, passages, request, language)
+            verifier = CitationVerifier(self.embeddings)  # its sentence vectors serve the excerpts, then the check
+            excerpts = None
+            if self.excerpt_tokens:
+                cross_lingual = any(p.language and p.language != language for p in passages)
+                excerpts = await asyncio.to_thread(
+                    passage_excerpts, query, passages, verifier.scorer, self.excerpt_tokens, cross_lingual
+                )
+            prompt, shown = self._prompt(question, passages, request, language, excerpts)
+            timings["prompt_tokens"] = float(count_tokens(prompt))
             chunks: list[str] = []
             async for token in self.model.stream(
                 [{"role": "user", "content": prompt}], max_tokens=MAX_ANSWER_TOKENS[request.mode], temperature=0.1
@@ -293,7 +320,7 @@ class AnswerEngine:
         report = VerificationReport()
         text, citations = "", []
         if draft:
-            verifier = CitationVerifier(self.embeddings)
+            verifier = verifier if self.model is not None else CitationVerifier(self.embeddings)
             text, citations, report = await asyncio.to_thread(verifier.verify, draft, shown, strict)
             timings["verify_s"] = time.perf_counter() - started - timings.get("first_token_s", 0.0) - timings.get("generation_s", 0.0)
         if not citations and self.model is not None:
@@ -389,7 +416,18 @@ class AnswerEngine:
             return ""  # a "how much / how many" question whose best evidence holds no figure
         return text
 
-    def _prompt(self, question: str, passages: Sequence[Passage], request: AnswerRequest, language: str) -> tuple[str, list[Passage]]:
+    @property
+    def excerpt_tokens(self) -> int:
+        """Tokens of passage excerpts per prompt; 0 sends whole passages (see :mod:`assistant.excerpts`)."""
+        configured = self.settings.llm_excerpt_tokens
+        if configured is not None:
+            return configured
+        return DEFAULT_EXCERPT_TOKENS if getattr(self.model, "runs_on_cpu", False) else 0
+
+    def _prompt(
+        self, question: str, passages: Sequence[Passage], request: AnswerRequest, language: str,
+        excerpts: Sequence[str | None] | None = None,
+    ) -> tuple[str, list[Passage]]:
         name = request.mode
         rules = self.prompts["rules"].render(not_in_library=NOT_IN_LIBRARY, language=language_name(language))
         contributions = "\n".join(
@@ -398,7 +436,7 @@ class AnswerEngine:
         )
         fixed = count_tokens(rules + question + contributions) + count_tokens(self.prompts[name].template)
         budget = min(self.settings.llm_context - MAX_ANSWER_TOKENS[name] - fixed - 64, self.settings.llm_prompt_tokens)
-        block, used = format_passages(passages, max(budget, 300))
+        block, used = format_passages(passages, max(budget, 300), excerpts)
         values = dict(rules=rules, passages=block, question=question, language=language_name(language),
                       not_in_library=NOT_IN_LIBRARY, contributions=contributions or "(none)")
         return self.prompts[name].render(**{k: v for k, v in values.items() if "{" + k + "}" in self.prompts[name].template}), used

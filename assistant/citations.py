@@ -28,6 +28,20 @@ POLARITY = re.compile(
     r"|revok\w*|withdr[ae]w\w*|banned|prohibit\w*|forbid\w*|reject\w*|denied|denies|discontinu\w*|ceased?)\b"
 )
 NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*(?![\w])")
+# Number words of the languages users write in, so that a model that turns "four" into "five" is caught.
+# Left out: words that are also common non-numbers ("one", English "once", French "neuf").
+NUMBER_WORDS = {
+    word: str(value)
+    for words in (
+        "two three four five six seven eight nine ten eleven twelve",
+        "deux trois quatre cinq six sept huit _ dix onze douze",
+        "dos tres cuatro cinco seis siete ocho nueve diez _ doce",
+        "zwei drei vier fünf sechs sieben acht neun zehn elf zwölf",
+    )
+    for value, word in enumerate(words.split(), start=2)
+    if word != "_"
+}
+NUMBER_WORD = re.compile(r"\b(" + "|".join(NUMBER_WORDS) + r")\b", re.IGNORECASE)
 # The header the prompt puts above each passage ("[3] Title (2005), Article 5:"), echoed back by a model.
 PASSAGE_HEADER = re.compile(r"^\[\d+\]\s.{0,120}\((?:\d{4}|n\.d\.)\),\s.{0,80}:$")
 # A line of a document that gives orders to an AI assistant (a planted prompt injection) is not evidence:
@@ -128,7 +142,10 @@ def polarity_in(text: str) -> frozenset[str]:
 
 
 def numbers_in(text: str) -> frozenset[str]:
-    return frozenset(n.replace(",", "") for n in NUMBER.findall(text))
+    """The numbers of ``text``, in digits or words ("every four years" and "every 4 years" agree)."""
+    found = {n.replace(",", "") for n in NUMBER.findall(text)}
+    found |= {NUMBER_WORDS[w.lower()] for w in NUMBER_WORD.findall(text)}
+    return frozenset(found)
 
 
 def passage_identity(item: Passage | Citation) -> str:
@@ -152,10 +169,14 @@ def instruction_lines(text: str) -> list[tuple[int, int]]:
     return found
 
 
-def passage_spans(text: str) -> list[_Span]:
-    """Sentence spans of a passage, plus each pair of adjacent sentences (never from an instruction line)."""
+def sentence_spans(text: str) -> list[_Span]:
+    """The single-sentence spans of a passage (no headings, nothing from an instruction line)."""
+    return [_Span(s, e, text[s:e], content_words(text[s:e]), numbers_in(text[s:e])) for s, e in _sentence_bounds(text)]
+
+
+def _sentence_bounds(text: str, planted: list[tuple[int, int]] | None = None) -> list[tuple[int, int]]:
+    planted = instruction_lines(text) if planted is None else planted
     singles = []
-    planted = instruction_lines(text)
     for match in PASSAGE_SENTENCE.finditer(text):
         chunk = match.group(0)
         stripped = chunk.strip()
@@ -165,7 +186,14 @@ def passage_spans(text: str) -> list[_Span]:
             continue  # instructions planted in a document are not evidence
         start = match.start() + chunk.index(stripped)
         singles.append((start, start + len(stripped)))
-    spans = [(s, e) for s, e in singles]
+    return singles
+
+
+def passage_spans(text: str) -> list[_Span]:
+    """Sentence spans of a passage, plus each pair of adjacent sentences (never from an instruction line)."""
+    planted = instruction_lines(text)
+    singles = _sentence_bounds(text, planted)
+    spans = list(singles)
     spans += [
         (singles[i][0], singles[i + 1][1]) for i in range(len(singles) - 1)
         if not any(singles[i][1] <= start < singles[i + 1][0] for start, _end in planted)  # never across one

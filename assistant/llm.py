@@ -294,6 +294,8 @@ class LocalChatModel:
     crash); a connection failure before the first token restarts it once more and retries.
     """
 
+    runs_on_cpu = True  # reads prompts slowly: the answer engine sends passage excerpts
+
     def __init__(self, server: LocalLlamaServer, *, timeout: float = 120.0, max_retries: int = 3, backoff_initial: float = 0.5) -> None:
         self.server = server
         self.name = f"local:{server.model_path.stem}"

@@ -67,7 +67,13 @@ class Settings(BaseSettings):
     )
     models_dir: Path | None = Field(None, description="Where local GGUF models live (default: `<data_dir>/models`).")
     llm_prompt_tokens: int = Field(
-        1200, description="Most tokens of retrieved passages put in a prompt: CPU models read prompts at ~40 tokens/s, so this bounds the time to first token."
+        1200, description="Most tokens of whole retrieved passages put in a prompt (when excerpts are off, see `llm_excerpt_tokens`)."
+    )
+    llm_excerpt_tokens: int | None = Field(
+        None,
+        description="Tokens of query-focused passage excerpts (each passage's sentences closest to the question) in a prompt; "
+        "0 sends whole passages up to `llm_prompt_tokens`. Default: 200 for the local CPU model (a short prompt, a first "
+        "token within seconds), 0 for a server at `llm_base_url`.",
     )
     llm_context: int = Field(4096, description="Context window (tokens) of the local model server.")
     llm_threads: int | None = Field(None, description="CPU threads of the local model server (default: all cores).")

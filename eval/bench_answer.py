@@ -3,9 +3,10 @@
     .venv/bin/python -m eval.bench_answer [--backend auto|local|extractive] [--runs 2] [--json-out FILE]
 
 Runs ``AnswerEngine.stream`` exactly as the app and ``policylab ask`` do, on the configured library
-(build it first with ``make index``), for one request per mode: ask, brief, draft and synthesis (the
-room's mode, with four attributed contributions). Each request runs ``--runs`` times; the table shows
-medians. Memory is the peak resident size of this process plus the local model server, if any.
+(build it first with ``make index``), for each mode: ask, brief, draft and synthesis (the room's mode,
+with four attributed contributions). Each mode runs ``--runs`` times, each run on another request of
+that mode (so the model server's prefix cache holds the shared instructions, never the whole
+prompt); the table shows medians. The first run of a mode also reads that mode's instructions. Memory is the peak resident size of this process plus the local model server, if any.
 The ``busy`` column is CPU (in cores) used by other processes during the runs: above ~0.2 the
 machine was shared and the timings are disturbed.
 """
@@ -28,11 +29,30 @@ from assistant.service import build_engine
 from assistant.settings import get_settings
 from assistant.tokens import count_tokens
 
+# Several requests per mode: run i uses request i (cycling), so that no run can reuse the whole
+# prompt of the run before it from the model server's prefix cache. The first request of each mode
+# is the one earlier tables measured.
 REQUESTS = {
-    "ask": "What does the 2005 Convention say about the sovereign right of States to adopt cultural policies?",
-    "brief": "Brief me before a meeting with Vietnamese counterparts on cultural cooperation",
-    "draft": "Draft a joint recommendation on fairer artist mobility between Asia and Europe",
-    "synthesis": "Fairer artist mobility between Asia and Europe",
+    "ask": [
+        "What does the 2005 Convention say about the sovereign right of States to adopt cultural policies?",
+        "What obligations does the 1954 Convention place on States during armed conflict?",
+        "How does the 2003 Convention define intangible cultural heritage?",
+    ],
+    "brief": [
+        "Brief me before a meeting with Vietnamese counterparts on cultural cooperation",
+        "Brief me before a meeting with UNESCO on the protection of cultural property",
+        "Brief me before a meeting with the Asia-Europe Foundation on cultural diplomacy",
+    ],
+    "draft": [
+        "Draft a joint recommendation on fairer artist mobility between Asia and Europe",
+        "Draft a joint recommendation on returning illicitly exported cultural property",
+        "Draft a joint recommendation on safeguarding intangible heritage with local communities",
+    ],
+    "synthesis": [
+        "Fairer artist mobility between Asia and Europe",
+        "Support for independent artists in Asia-Europe exchanges",
+        "Visas and travel grants for touring artists",
+    ],
 }
 CONTRIBUTIONS = [
     {"author": "Ana", "kind": "proposal", "text": "A shared visa fast-track for artists invited by public cultural institutions."},
@@ -76,8 +96,9 @@ def _model_processes(engine: AnswerEngine) -> list[psutil.Process]:
         return []
 
 
-async def _one(engine: AnswerEngine, mode: str) -> Run:
-    request = AnswerRequest(REQUESTS[mode], mode=mode, contributions=CONTRIBUTIONS if mode == "synthesis" else [])
+async def _one(engine: AnswerEngine, mode: str, index: int) -> Run:
+    question = REQUESTS[mode][index % len(REQUESTS[mode])]
+    request = AnswerRequest(question, mode=mode, contributions=CONTRIBUTIONS if mode == "synthesis" else [])
     procs = [psutil.Process(), *_model_processes(engine)]
     before = _busy_cpu_seconds(procs)
     started = time.perf_counter()
@@ -129,8 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         nonlocal peak_rss
         await engine.answer(AnswerRequest("warm-up: what is cultural diversity?"))  # model load, caches
         for mode in args.modes:
-            for _ in range(args.runs):
-                runs.append(await _one(engine, mode))
+            for index in range(args.runs):
+                runs.append(await _one(engine, mode, index))
                 rss = sum(p.memory_info().rss for p in [psutil.Process(), *_model_processes(engine)])
                 peak_rss = max(peak_rss, rss / 2**20)
                 print(f"  {mode}: {runs[-1]}", file=sys.stderr)

@@ -13,6 +13,7 @@ import numpy as np
 import Stemmer
 
 log = logging.getLogger(__name__)
+logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets its own logger to DEBUG: "Building index…" on every call
 
 IDS_FILE = "chunk_ids.json"
 CACHED_MASKS = 16
@@ -27,7 +28,6 @@ class LexicalIndex:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self._stemmer = Stemmer.Stemmer("english")
         self._retriever: bm25s.BM25 | None = None
         self.chunk_ids: list[str] = []
         self._position: dict[str, int] = {}
@@ -36,7 +36,7 @@ class LexicalIndex:
         self._load()
 
     def _tokenize(self, texts: list[str]) -> list[list[str]]:
-        return bm25s.tokenize(texts, stopwords="en", stemmer=self._stemmer, return_ids=False, show_progress=False)
+        return tokenize(texts)
 
     def _load(self) -> None:
         ids_path = self.folder / IDS_FILE
@@ -112,3 +112,27 @@ class LexicalIndex:
         k = min(n, len(self.chunk_ids))
         docs, scores = self._retriever.retrieve(tokens, k=k, show_progress=False, weight_mask=mask)
         return [(self.chunk_ids[int(d)], float(s)) for d, s in zip(docs[0], scores[0]) if s > 0]
+
+
+_STEMMER = Stemmer.Stemmer("english")
+
+
+def tokenize(texts: list[str]) -> list[list[str]]:
+    """Lexical tokens: lower-cased words without English stopwords, stemmed."""
+    return bm25s.tokenize(texts, stopwords="en", stemmer=_STEMMER, return_ids=False, show_progress=False)
+
+
+def bm25_scores(query: str, texts: list[str]) -> list[float]:
+    """BM25 score of each of ``texts`` for ``query``, the texts taken as a corpus of their own.
+
+    Zero for every text when nothing matches.
+    """
+    if not texts:
+        return []
+    query_tokens = tokenize([query])[0]
+    corpus = tokenize(texts)
+    if not query_tokens or not any(corpus):
+        return [0.0] * len(texts)
+    retriever = bm25s.BM25()
+    retriever.index([tokens or [""] for tokens in corpus], show_progress=False)
+    return [float(s) for s in retriever.get_scores(query_tokens)]

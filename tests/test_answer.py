@@ -10,6 +10,7 @@ from assistant.answer import MAX_QUESTION_CHARS, AnswerEngine, AnswerRequest, Fi
 from assistant.messages import message
 from assistant.prompts import load_all
 from assistant.retrieval import Retriever
+from assistant.tokens import count_tokens
 from conftest import DEV_SET, KNOWLEDGE, make_settings
 from eval.metrics import load_questions
 
@@ -198,4 +199,35 @@ def test_draft_without_any_marker_is_checked_strictly(engine):
     assert answer.answer.startswith("A Fund for the Protection") and "Bavaria" not in answer.answer
     assert [c.status for c in answer.citations] == ["added"]
     assert "The Fund pays 40 million euros a year to private museums in Bavaria." in answer.verification.dropped_sentences
+    assert_citations_verbatim(engine, answer)
+
+
+class CpuModel(ScriptedModel):
+    """A scripted model that says it runs on the CPU (as the local llama.cpp one does) and keeps its prompts."""
+
+    runs_on_cpu = True
+
+    def __init__(self, reply: str) -> None:
+        super().__init__(reply)
+        self.prompts: list[str] = []
+
+    async def stream(self, messages, max_tokens: int, temperature: float = 0.0):
+        self.prompts.append(messages[-1]["content"])
+        async for piece in super().stream(messages, max_tokens, temperature):
+            yield piece
+
+
+def test_cpu_model_reads_excerpts_but_citations_are_checked_on_whole_passages(engine):
+    question = "What does the 2005 Convention say about the sovereign right of States to adopt cultural policies?"
+    passages = engine.retriever.search(question, k=6)
+    # A sentence of the best passage that the excerpt is unlikely to show: its last one.
+    sentence = [s.strip() for s in passages[0].text.split(".") if len(s.split()) > 8][-1]
+    model = CpuModel(f"{sentence} [1].")
+    answer = run(AnswerEngine(engine.settings, engine.retriever, model=model), AnswerRequest(question))
+    whole = run(AnswerEngine(engine.settings, engine.retriever, model=ScriptedModel("x")), AnswerRequest(question))
+    prompt = model.prompts[0]
+    passages_part = prompt.split("Passages:")[1]
+    assert count_tokens(passages_part) < 0.6 * sum(count_tokens(p.text) for p in passages)
+    assert answer.timings["prompt_tokens"] < whole.timings["prompt_tokens"]
+    assert [c.chunk_id for c in answer.citations] == [passages[0].chunk_id]  # verified against the whole passage
     assert_citations_verbatim(engine, answer)

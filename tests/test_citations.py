@@ -73,6 +73,14 @@ def test_changed_number_is_not_supported(verifier, passages):
     assert "25 participants" not in text
 
 
+def test_changed_number_in_words_is_not_supported(verifier, passages):
+    # A 1.5B model wrote exactly this about the 2005 Convention's "every four years".
+    text, citations, report = verifier.verify("Parties report to UNESCO every five years [2].", passages)
+    assert citations == [] and report.removed == 1
+    _text, same, _report = verifier.verify("Parties report to UNESCO every 4 years [2].", passages)
+    assert [c.chunk_id for c in same] == ["c2"]  # the same number in digits agrees with the words
+
+
 def test_the_documents_own_year_and_article_need_not_be_in_the_quote(verifier, passages):
     passages[1].year, passages[1].section = 2005, "Article 9 — Information sharing and transparency"
     claim = "Under Article 9 of the 2005 Convention, a Party reports to UNESCO every four years [2]."
