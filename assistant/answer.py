@@ -254,7 +254,7 @@ class AnswerEngine:
         language = request.language or detect_language(question)
         timings: dict[str, float] = {}
 
-        query = await self._standalone_query(question, request.history)
+        query = await self._standalone_query(question, request.history, language)
         timings["rewrite_s"] = time.perf_counter() - started
         passages = await asyncio.to_thread(
             self.retriever.search, query, TOP_K[request.mode], request.filters, request.viewer, None, request.mode
@@ -352,13 +352,30 @@ class AnswerEngine:
         yield finish(text, citations, False, report)
 
     # --- steps -------------------------------------------------------------
-    async def _standalone_query(self, question: str, history: Sequence[dict[str, str]]) -> str:
+    def _rules(self, language: str) -> str:
+        return self.prompts["rules"].render(not_in_library=NOT_IN_LIBRARY, language=language_name(language))
+
+    async def prime(self, mode: str = "ask", language: str = "en") -> None:
+        """Have the model server read the fixed start of ``mode``'s prompt (rules, task) ahead of the first question.
+
+        llama.cpp reuses the longest common prefix of consecutive prompts, and every prompt (answers and
+        follow-up rewrites alike) starts with the rules, so the first question then costs only its own
+        passages. Does nothing without a model.
+        """
+        if self.model is None:
+            return
+        prompt, _ = self._prompt("", [], AnswerRequest("", mode=mode), language)
+        prefix = prompt.split("Passages:", 1)[0] + "Passages:"
+        async for _token in self.model.stream([{"role": "user", "content": prefix}], max_tokens=1, temperature=0.0):
+            pass
+
+    async def _standalone_query(self, question: str, history: Sequence[dict[str, str]], language: str = "en") -> str:
         if not history:
             return question
         if self.model is None:
             previous = [t["content"] for t in history if t.get("role") == "user"]
             return f"{previous[-1]} {question}" if previous else question
-        prompt = self.prompts["rewrite"].render(history=format_history(history), question=question)
+        prompt = self.prompts["rewrite"].render(rules=self._rules(language), history=format_history(history), question=question)
         parts: list[str] = []
         async for token in self.model.stream([{"role": "user", "content": prompt}], max_tokens=80, temperature=0.0):
             parts.append(token)
@@ -429,7 +446,7 @@ class AnswerEngine:
         excerpts: Sequence[str | None] | None = None,
     ) -> tuple[str, list[Passage]]:
         name = request.mode
-        rules = self.prompts["rules"].render(not_in_library=NOT_IN_LIBRARY, language=language_name(language))
+        rules = self._rules(language)
         contributions = "\n".join(
             f"- {c.get('author', 'participant')} ({c.get('kind', 'contribution')}): {' '.join(c.get('text', '').split())}"
             for c in request.contributions

@@ -19,7 +19,7 @@ REQUIRED = {
     "brief": {"rules", "passages", "question", "language"},
     "draft": {"rules", "passages", "question", "language"},
     "synthesis": {"rules", "passages", "question", "language", "contributions"},
-    "rewrite": {"history", "question"},
+    "rewrite": {"rules", "history", "question"},  # rules first: the same prompt start as answers, which the model server keeps
     "translate": {"text", "language"},
     "revise": {"rules", "passages", "question", "language", "section", "current", "author"},
 }

@@ -231,3 +231,18 @@ def test_cpu_model_reads_excerpts_but_citations_are_checked_on_whole_passages(en
     assert answer.timings["prompt_tokens"] < whole.timings["prompt_tokens"]
     assert [c.chunk_id for c in answer.citations] == [passages[0].chunk_id]  # verified against the whole passage
     assert_citations_verbatim(engine, answer)
+
+
+def test_primed_start_and_follow_up_rewrite_share_the_answer_prompts_start(engine):
+    # llama.cpp reuses the longest common prefix of consecutive prompts: the prime, the rewrite of a
+    # follow-up and the answer must all begin alike for that to save the rules' reading time.
+    model = CpuModel("The Convention reaffirms the sovereign right of States [1].")
+    cpu_engine = AnswerEngine(engine.settings, engine.retriever, model=model)
+    asyncio.run(cpu_engine.prime())
+    history = [{"role": "user", "content": "What does the 2005 Convention say about cultural policies?"},
+               {"role": "assistant", "content": "It reaffirms the sovereign right of States [1]."}]
+    run(cpu_engine, AnswerRequest("And about international cooperation?", history=history))
+    primed, rewrite, answer = model.prompts[:3]
+    assert answer.startswith(primed) and primed.endswith("Passages:")
+    rules = primed.split("Task:")[0]
+    assert len(rules) > 200 and rewrite.startswith(rules)

@@ -83,6 +83,21 @@ async def startup() -> None:
     install_routes(app, get_data_layer(), _state.document_path)
     _restrict_socket_origins()
     log.info("Policy Lab Assistant ready: backend %s, %d documents", engine.backend, len(_state.visible_documents("")))
+    task = asyncio.create_task(_prime(engine))
+    _background.add(task)  # a reference, so the task is not collected before it ends
+    task.add_done_callback(_background.discard)
+
+
+_background: set[asyncio.Task] = set()
+
+
+async def _prime(engine: AnswerEngine) -> None:
+    """Start the model server and let it read the prompts' fixed start now, not on the first question."""
+    try:
+        await engine.prime()
+        log.info("Chat model primed: %s", engine.backend)
+    except Exception as exc:  # the first question will start it again and report what is wrong
+        log.warning("Could not prime the chat model: %s", exc)
 
 
 def _restrict_socket_origins() -> None:
