@@ -2,11 +2,12 @@
 
 A 2-core CPU reads a prompt at ~70 tokens/s: eight whole passages (~1,200 tokens) keep the
 user waiting 15 s for the first word. Most of a passage is context the answer does not use, so
-the prompt shows, of each passage, only its sentences closest to the question (e5 cosine plus a
-little word overlap, as the extractive backend ranks them), in their original order, with "…"
-where text was left out. This is extractive context compression (cf. RECOMP, Xu et
-al. 2023); the citations are still verified against the *whole* passage, so a claim resting on
-a sentence the excerpt left out is re-targeted or dropped like any other.
+the prompt shows, of each passage, only its sentences closest to the question (BM25 among the
+retrieved sentences; e5 cosine as well when the question is in another language), with the
+sentence after a good one carried along, in their original order, with "…" where text was left
+out. This is extractive context compression (cf. RECOMP, Xu et al. 2023); the citations are still
+verified against the *whole* passage, so a claim resting on a sentence the excerpt left out is
+re-targeted or dropped like any other.
 """
 
 from __future__ import annotations
@@ -45,9 +46,10 @@ def passage_excerpts(
     The budget goes to the best sentences of all passages; a passage none of whose sentences made
     it is left out of the prompt.
 
-    ``semantic`` False ranks sentences by the question's words alone (no embedding, so no delay
-    before the prompt): enough when question and passages share a language; across languages
-    only the embedding can tell which sentence answers.
+    ``semantic`` False ranks sentences by BM25 alone (no embedding, so no delay before the prompt):
+    enough when question and passages share a language; across languages only the embedding can
+    tell which sentence answers. A passage without sentences (a table, a list of names) shows its
+    opening tokens.
     """
     if not passages:
         return []
