@@ -279,15 +279,15 @@ class AnswerEngine:
             yield finish(self._abstention(language, passages), [], True, VerificationReport())
             return
 
+        verifier = CitationVerifier(self.embeddings)  # its sentence vectors serve the draft, then the check
         if self.model is None:
-            draft = await asyncio.to_thread(self._extractive, query, passages, request.mode, language)
+            draft = await asyncio.to_thread(self._extractive, query, passages, request.mode, language, verifier)
             shown = passages
             label = message("extractive_label", language)
             timings["first_token_s"] = time.perf_counter() - started
             if draft:
                 yield TokenEvent(f"*{label}*\n\n" + draft)
         else:
-            verifier = CitationVerifier(self.embeddings)  # its sentence vectors serve the excerpts, then the check
             excerpts = None
             if self.excerpt_tokens:
                 cross_lingual = any(p.language and p.language != language for p in passages)
@@ -320,7 +320,6 @@ class AnswerEngine:
         report = VerificationReport()
         text, citations = "", []
         if draft:
-            verifier = verifier if self.model is not None else CitationVerifier(self.embeddings)
             text, citations, report = await asyncio.to_thread(verifier.verify, draft, shown, strict)
             timings["verify_s"] = time.perf_counter() - started - timings.get("first_token_s", 0.0) - timings.get("generation_s", 0.0)
         if not citations and self.model is not None:
@@ -328,9 +327,9 @@ class AnswerEngine:
             # verify (small models over-use the sentinel): fall back to quoted sentences, labelled.
             log.info("The model's draft kept no verified citation (%s); answering with quotes. Draft: %.600s",
                      report.to_dict(), raw_draft)
-            fallback = await asyncio.to_thread(self._extractive, query, passages, request.mode, language)
+            fallback = await asyncio.to_thread(self._extractive, query, passages, request.mode, language, verifier)
             if fallback:
-                text, citations, report = await asyncio.to_thread(CitationVerifier(self.embeddings).verify, fallback, passages)
+                text, citations, report = await asyncio.to_thread(verifier.verify, fallback, passages)
                 label = message("model_fallback_label", language)
                 fell_back = True
         if citations and self.model is not None and detect_language(strip_markers(text), language) != language:
@@ -338,7 +337,7 @@ class AnswerEngine:
             # nature: have the model translate, then check the translation like any other draft.
             yield NoticeEvent(message("translating", language))
             checked_against = passages if fell_back else shown
-            translated = await self._translate(text, citations, checked_against, language)
+            translated = await self._translate(text, citations, checked_against, language, verifier)
             timings["translate_s"] = time.perf_counter() - started - timings.get("first_token_s", 0.0)
             if translated is not None:
                 text, citations, report = translated
@@ -384,6 +383,7 @@ class AnswerEngine:
 
     async def _translate(
         self, text: str, citations: Sequence[Citation], passages: Sequence[Passage], language: str,
+        verifier: CitationVerifier,
     ) -> tuple[str, list[Citation], VerificationReport] | None:
         """``text`` in ``language``, its citations verified again; None if the translation does not hold up."""
         index = {p.chunk_id: i + 1 for i, p in enumerate(passages)}
@@ -402,7 +402,7 @@ class AnswerEngine:
         draft = without_preamble(drop_prompt_echo("".join(parts), [self.prompts["translate"].template]), source)
         if not draft.strip():
             return None
-        verified = await asyncio.to_thread(CitationVerifier(self.embeddings).verify, draft, passages)
+        verified = await asyncio.to_thread(verifier.verify, draft, passages)
         if not verified[1] or detect_language(strip_markers(verified[0]), language) != language:
             log.info("Translation into %s not used: %s", language, "no verified citation" if not verified[1] else "wrong language")
             return None
@@ -425,8 +425,9 @@ class AnswerEngine:
             lines += [f"- {p.title} ({p.year or 'n.d.'}), {p.location}" for p in passages[:3]]
         return "\n".join(lines)
 
-    def _extractive(self, question: str, passages: Sequence[Passage], mode: str, language: str) -> str:
-        verifier = CitationVerifier(self.embeddings)
+    def _extractive(
+        self, question: str, passages: Sequence[Passage], mode: str, language: str, verifier: CitationVerifier
+    ) -> str:
         cross_lingual = any(p.language and p.language != language for p in passages[:3])
         text = extractive_answer(question, passages, mode, verifier.scorer, cross_lingual)
         if text and NUMERIC_QUESTION.search(question) and not re.search(r"\d", re.sub(r"\[\d+\]", "", text)):

@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import shutil
+import threading
 from pathlib import Path
 
 import bm25s
@@ -23,6 +24,17 @@ def fingerprint(chunk_ids: list[str]) -> str:
     return hashlib.sha1("\n".join(chunk_ids).encode()).hexdigest()
 
 
+_local = threading.local()  # PyStemmer's stemmers are not thread-safe: one per thread
+
+
+def tokenize(texts: list[str]) -> list[list[str]]:
+    """Lexical tokens: lower-cased words without English stopwords, stemmed."""
+    stemmer = getattr(_local, "stemmer", None)
+    if stemmer is None:
+        stemmer = _local.stemmer = Stemmer.Stemmer("english")
+    return bm25s.tokenize(texts, stopwords="en", stemmer=stemmer, return_ids=False, show_progress=False)
+
+
 class LexicalIndex:
     """BM25 over chunk texts (heading path included), with English stemming and stopwords."""
 
@@ -34,9 +46,6 @@ class LexicalIndex:
         self._masks: dict[frozenset[str], np.ndarray] = {}
         self.fingerprint = ""
         self._load()
-
-    def _tokenize(self, texts: list[str]) -> list[list[str]]:
-        return tokenize(texts)
 
     def _load(self) -> None:
         ids_path = self.folder / IDS_FILE
@@ -63,7 +72,7 @@ class LexicalIndex:
             retriever = None
             if chunk_ids:
                 retriever = bm25s.BM25()
-                retriever.index(self._tokenize(texts), show_progress=False)
+                retriever.index(tokenize(texts), show_progress=False)
             self._retriever = retriever
             self._set_ids(chunk_ids)
             return
@@ -73,7 +82,7 @@ class LexicalIndex:
         staging.mkdir(parents=True)
         if chunk_ids:
             retriever = bm25s.BM25()
-            retriever.index(self._tokenize(texts), show_progress=False)
+            retriever.index(tokenize(texts), show_progress=False)
             retriever.save(str(staging), show_progress=False)
         (staging / IDS_FILE).write_text(json.dumps({"chunk_ids": chunk_ids}))
         old = self.folder.with_name(self.folder.name + ".old")
@@ -103,7 +112,7 @@ class LexicalIndex:
         """Up to ``n`` (chunk id, BM25 score) pairs with a positive score, best first."""
         if self._retriever is None or not self.chunk_ids:
             return []
-        tokens = self._tokenize([query])
+        tokens = tokenize([query])
         if not tokens[0]:
             return []
         mask = None if allowed is None else self._mask(allowed)
@@ -112,14 +121,6 @@ class LexicalIndex:
         k = min(n, len(self.chunk_ids))
         docs, scores = self._retriever.retrieve(tokens, k=k, show_progress=False, weight_mask=mask)
         return [(self.chunk_ids[int(d)], float(s)) for d, s in zip(docs[0], scores[0]) if s > 0]
-
-
-_STEMMER = Stemmer.Stemmer("english")
-
-
-def tokenize(texts: list[str]) -> list[list[str]]:
-    """Lexical tokens: lower-cased words without English stopwords, stemmed."""
-    return bm25s.tokenize(texts, stopwords="en", stemmer=_STEMMER, return_ids=False, show_progress=False)
 
 
 def bm25_scores(query: str, texts: list[str]) -> list[float]:
