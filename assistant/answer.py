@@ -23,10 +23,11 @@ from assistant.extractive import extractive_answer
 from assistant.language import detect_language, language_name
 from assistant.messages import message
 from assistant.prompts import NOT_IN_LIBRARY, load_all
+from assistant.query_plan import strip_framing
 from assistant.retrieval import Retriever, SearchFilters
 from assistant.settings import Settings
 from assistant.tokens import count_tokens, truncate_tokens
-from assistant.types import Passage
+from assistant.types import WHOLE_DOCUMENT, Passage
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ MAX_ANSWER_TOKENS = {"ask": 350, "brief": 700, "draft": 800, "synthesis": 900}
 MAX_QUESTION_CHARS = 2000
 MODEL_RECHECK_S = 30.0
 MAX_PASSAGE_TOKENS = 300
+PROMPT_TITLE_CHARS = 60  # a title's distinctive words come first; the model cites by number, not by title
 DEFAULT_EXCERPT_TOKENS = 200  # sentences of passage excerpts in a local model's prompt (2 cores read ~70 tokens/s)
 ABSTAIN_DENSE_SCORE = 0.78   # below this best e5 cosine, nothing in the library is about the question
 ANCHOR = re.compile(r"\b(?:[A-Z][A-Za-z]*\d[\w-]*|\d+[A-Za-z]+\w*|[A-Z]{2,}[a-z]?|1[5-9]\d\d|20\d\d)\b")
@@ -137,6 +139,24 @@ def missing_anchors(question: str, passages: Sequence[Passage]) -> list[str]:
     return sorted(a for a in question_anchors(question) if a.lower() not in haystack)
 
 
+def excerpt_query(query: str, request: AnswerRequest) -> str:
+    """What the excerpts' sentences are ranked against: the request's topic without its "brief me before
+    a meeting with…" framing (whose words would pick sentences about meetings), and for a synthesis
+    the participants' contributions too, which the group statement must ground."""
+    if request.mode == "ask":
+        return query
+    topic = strip_framing(query)
+    return " ".join([topic, *(c.get("text", "") for c in request.contributions)]).strip()
+
+
+def prompt_title(title: str, limit: int = PROMPT_TITLE_CHARS) -> str:
+    """``title`` cut at a word boundary to about ``limit`` characters: every prompt token costs the CPU model time."""
+    if len(title) <= limit:
+        return title
+    cut = title[:limit].rsplit(" ", 1)[0].rstrip(" ,;:–—-")
+    return (cut or title[:limit]) + "…"
+
+
 def format_passages(
     passages: Sequence[Passage], budget_tokens: int, texts: Sequence[str | None] | None = None
 ) -> tuple[str, list[Passage]]:
@@ -158,10 +178,10 @@ def format_passages(
         if passage.doc_id in first_of_document:  # the title once per document keeps the prompt short
             source = f"same document as [{first_of_document[passage.doc_id]}]"
         else:
-            title = passage.title if len(passage.title) <= 90 else passage.title[:87] + "…"
-            source = f"{title} ({passage.year or 'n.d.'})"
+            source = f"{prompt_title(passage.title)} ({passage.year or 'n.d.'})"
         location = passage.location.rsplit(" › ", 1)[-1]  # the innermost heading is enough for the model
-        block = f"[{n}] {source}, {location}:\n{text}\n"
+        where = "" if location == WHOLE_DOCUMENT else f", {location}"
+        block = f"[{n}] {source}{where}:\n{text}\n"
         cost = count_tokens(block)
         if used and total + cost > budget_tokens:
             break
@@ -292,7 +312,8 @@ class AnswerEngine:
             if self.excerpt_tokens:
                 cross_lingual = any(p.language and p.language != language for p in passages)
                 excerpts = await asyncio.to_thread(
-                    passage_excerpts, query, passages, verifier.scorer, self.excerpt_tokens, cross_lingual
+                    passage_excerpts, excerpt_query(query, request), passages, verifier.scorer, self.excerpt_tokens,
+                    cross_lingual,
                 )
             prompt, shown = self._prompt(question, passages, request, language, excerpts)
             timings["prompt_tokens"] = float(count_tokens(prompt))

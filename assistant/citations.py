@@ -169,9 +169,14 @@ def instruction_lines(text: str) -> list[tuple[int, int]]:
     return found
 
 
+def span_at(text: str, start: int, end: int) -> _Span:
+    """The span ``text[start:end]`` with its content words and numbers."""
+    return _Span(start, end, text[start:end], content_words(text[start:end]), numbers_in(text[start:end]))
+
+
 def sentence_spans(text: str) -> list[_Span]:
     """The single-sentence spans of a passage (no headings, nothing from an instruction line)."""
-    return [_Span(s, e, text[s:e], content_words(text[s:e]), numbers_in(text[s:e])) for s, e in _sentence_bounds(text)]
+    return [span_at(text, s, e) for s, e in _sentence_bounds(text)]
 
 
 def _sentence_bounds(text: str, planted: list[tuple[int, int]] | None = None) -> list[tuple[int, int]]:
@@ -198,7 +203,7 @@ def passage_spans(text: str) -> list[_Span]:
         (singles[i][0], singles[i + 1][1]) for i in range(len(singles) - 1)
         if not any(singles[i][1] <= start < singles[i + 1][0] for start, _end in planted)  # never across one
     ]
-    return [_Span(s, e, text[s:e], content_words(text[s:e]), numbers_in(text[s:e])) for s, e in spans]
+    return [span_at(text, s, e) for s, e in spans]
 
 
 def drop_prompt_echo(draft: str, templates: Sequence[str]) -> str:

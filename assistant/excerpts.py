@@ -12,12 +12,14 @@ re-targeted or dropped like any other.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from assistant.citations import SupportScorer, sentence_spans
+from assistant.citations import SupportScorer, _Span, sentence_spans, span_at
 from assistant.tokens import count_tokens, truncate_tokens
 from assistant.types import Passage
+from ingest.chunk import clause_bounds
 from ingest.lexical import bm25_scores
 
 LEXICAL_BONUS = 0.1  # weight of the (normalised) BM25 score added to the cosine
@@ -25,6 +27,8 @@ MAX_SENTENCE_TOKENS = 60  # a 600-token preamble "sentence" is cut, not shown wh
 CONTINUATION = 0.6  # share of a sentence's score lent to the sentence after it
 MIN_WORDS = 4  # content words of a sentence that can stand on its own
 GAP = " … "
+SAME_PASSAGE_DECAY = 0.8  # a passage's second sentence competes at 80 % of its score: the budget spreads over passages
+CAPTION = re.compile(r"^\(?(photo|image|source|credit|figure|video)\s*:", re.IGNORECASE)
 
 
 @dataclass
@@ -53,7 +57,8 @@ def passage_excerpts(
     """
     if not passages:
         return []
-    spans = [sentence_spans(p.text) for p in passages]
+    spans = [[u for u in excerpt_units(p.text) if not _is_heading(u.text, p.section) and not CAPTION.match(u.text)]
+             for p in passages]
     if semantic:
         scorer.prepare([s for group in spans for s in group])
     # BM25 over these sentences: words every article repeats ("States Parties") weigh little, a
@@ -66,8 +71,8 @@ def passage_excerpts(
         for order, span in enumerate(group):
             cosine = scorer.score(question, span)[1] if semantic else 0.0
             lexical = next(lexical_scores)
-            if span.text.endswith(":") or len(span.words) < MIN_WORDS:
-                lexical /= 2  # a lead-in ("The States Parties undertake:") or "(b)" says little on its own
+            if span.text.endswith((":", "?")) or len(span.words) < MIN_WORDS:
+                lexical /= 2  # a lead-in ("The States Parties undertake:"), a question or "(b)" says little on its own
             text = truncate_tokens(span.text, MAX_SENTENCE_TOKENS)
             score = cosine + LEXICAL_BONUS * lexical if semantic else lexical
             scored.append(_Candidate(index, order, span.start, span.end, text, count_tokens(text), score))
@@ -77,11 +82,16 @@ def passage_excerpts(
 
     chosen: list[list[_Candidate]] = [[] for _ in passages]
     used = 0
-    ranked = sorted((c for group in candidates for c in group), key=lambda c: (-c.score, c.passage))
-    for candidate in ranked:  # the best sentences of all passages, while they fit
-        if used and used + candidate.tokens > budget_tokens:
-            continue
+    shown: set[str] = set()
+    pool = [c for group in candidates for c in group]
+    while pool:  # the best sentences of all passages while they fit, each further one of a passage worth less
+        candidate = max(pool, key=lambda c: (c.score * SAME_PASSAGE_DECAY ** len(chosen[c.passage]), -c.passage))
+        pool.remove(candidate)
+        key = " ".join(candidate.text.split()).lower()
+        if key in shown or (used and used + candidate.tokens > budget_tokens):
+            continue  # overlapping passages of one section share sentences: each is shown once
         chosen[candidate.passage].append(candidate)
+        shown.add(key)
         used += candidate.tokens
 
     excerpts: list[str | None] = []
@@ -104,6 +114,36 @@ def passage_excerpts(
             pieces.append(" …")
         excerpts.append("".join(pieces))
     return excerpts
+
+
+def excerpt_units(text: str) -> list[_Span]:
+    """The sentences of a passage, an over-long one (a convention's one-sentence preamble) cut into its
+    clauses, so that "Noting that the cultural heritage … is threatened" can be chosen without the
+    "The General Conference …, meeting in Paris" that opens the same sentence."""
+    units: list[_Span] = []
+    for span in sentence_spans(text):
+        if count_tokens(span.text) <= MAX_SENTENCE_TOKENS:
+            units.append(span)
+            continue
+        # the clauses, packed back into pieces of up to MAX_SENTENCE_TOKENS: a lone "to whom may be added," says nothing
+        piece: tuple[int, int] | None = None
+        for start, end in clause_bounds(span.text, MAX_SENTENCE_TOKENS):
+            if piece and count_tokens(span.text[piece[0]:end]) <= MAX_SENTENCE_TOKENS:
+                piece = (piece[0], end)
+                continue
+            if piece:
+                units.append(span_at(text, span.start + piece[0], span.start + piece[1]))
+            piece = (start, end)
+        if piece:
+            units.append(span_at(text, span.start + piece[0], span.start + piece[1]))
+    return units
+
+
+def _is_heading(text: str, section: str) -> bool:
+    """A heading line inside a passage (its own section label repeated, or a line in capitals): not evidence."""
+    if text.isupper():  # "INTERNATIONAL COOPERATION AND ASSISTANCE"
+        return True
+    return " ".join(text.split()).lower() in {" ".join(p.split()).lower() for p in section.split(" › ")}
 
 
 def _normalised(scores: list[float]) -> list[float]:

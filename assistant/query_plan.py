@@ -13,7 +13,7 @@ import re
 FRAMING_PATTERNS = [
     r"^(please\s+)?((can|could|would)\s+you\s+)?",
     r"^(brief|prepare|write|draft|give|produce|create|make)\s+(me|us)?\s*",
-    r"^(a|an|the)?\s*((short|one-page|quick|pre-meeting|joint)\s+)*(brief(ing)?|recommendation|note|summary|draft)?\s*",
+    r"^((a|an|the)\s+)?((short|one-page|quick|pre-meeting|joint)\s+)*((brief(ing)?|recommendation|note|summary|draft)\b)?\s*",
     r"^(for|to)\s+(our|my|the)\s+\w+\s*",
     r"^(before|ahead of)\s+(a|the|our)\s+meeting\s+(with\s+)?",
     r"^(on|about|regarding)\s+",

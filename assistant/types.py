@@ -2,16 +2,37 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
+WHOLE_DOCUMENT = "whole document"  # the location of a passage with neither page nor heading
+
+
+# Lines of a plain-text capture that the chunker takes for headings but that label nothing: a caption,
+# a table or name row, the second line of a logo block ("OF DENMARK"), a lead-in ("Co-funded by",
+# "Here are some possible approaches:"), a dateline. They stay in the indexed text, never in a location.
+_NOT_A_LABEL = re.compile(
+    r"\t|^\(?(image|photo|figure|source|credit|video)\s*:|(\bby|[:*])\s*$"
+    r"|^(january|february|march|april|may|june|july|august|september|october|november|december)\s+\d{1,2},\s+\d{4}$",
+    re.IGNORECASE,
+)
+_CONTINUATION = re.compile(r"^(OF|AND|BY|WITH)\s")  # capitals only: "Of mice and men" may be a title
+
+
+def is_location_label(heading: str) -> bool:
+    """Whether a heading of the path can tell a reader where a passage is (see ``_NOT_A_LABEL``)."""
+    heading = heading.strip()
+    return not (_NOT_A_LABEL.search(heading) or _CONTINUATION.match(heading))
+
+
 def short_section(section: str, title: str) -> str:
-    """The heading path without the document's own title at its head."""
+    """The heading path without the document's own title at its head, nor headings that label nothing."""
     parts = [p for p in section.split(" › ") if p]
     if parts and title and parts[0].strip().lower() == title.strip().lower():
         parts = parts[1:]
-    return " › ".join(parts)
+    return " › ".join(p for p in parts if is_location_label(p))
 
 
 @dataclass
@@ -73,7 +94,7 @@ class Passage:
         """"p. 3" for paginated documents, else the section label."""
         if self.page is not None:
             return f"p. {self.page}"
-        return short_section(self.section, self.title) or "whole document"
+        return short_section(self.section, self.title) or WHOLE_DOCUMENT
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

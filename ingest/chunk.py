@@ -97,6 +97,11 @@ def _split_clauses(text: str, start: int, max_tokens: int) -> list[_Unit]:
     return _split_words(text, start, max_tokens)
 
 
+def clause_bounds(text: str, max_tokens: int) -> list[tuple[int, int]]:
+    """(start, end) of the clauses of an over-long sentence, each at most ``max_tokens`` (see ``_split_clauses``)."""
+    return [(unit.start, unit.end) for unit in _split_clauses(text, 0, max_tokens)]
+
+
 def _split_words(text: str, start: int, max_tokens: int) -> list[_Unit]:
     """Cut text at word boundaries into pieces of at most ``max_tokens``."""
     pieces: list[_Unit] = []

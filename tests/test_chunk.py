@@ -37,3 +37,16 @@ def test_a_long_preamble_is_cut_between_clauses_and_every_clause_stays_whole():
     preamble_chunks = [c for c in chunks if c.text in preamble]
     assert len(preamble_chunks) >= 2
     assert all(c.text.rstrip().endswith((",", ".", ";")) for c in preamble_chunks)
+
+
+def test_locations_of_the_asef_report_never_show_captions_name_rows_or_logo_lines():
+    """The plain-text report's chunker headings include a photo caption, name rows and a logo's second
+    line; they stay in the indexed text but a citation's location shows only real headings."""
+    from assistant.types import short_section
+
+    document, chunks = _chunks("asef-linkup-2024-how-do-we-navigate-cultural-diplomacy.txt")
+    raw = {c.section.rsplit(" › ", 1)[-1] for c in chunks}
+    assert {"OF DENMARK", "Image: Asia-Europe Foundation"} <= raw  # what the chunker sees
+    shown = {short_section(c.section, "") for c in chunks}
+    assert not any("\t" in s or "Image:" in s or "OF DENMARK" in s for s in shown)
+    assert "4. Build Capacity and Networks" in {s.rsplit(" › ", 1)[-1] for s in shown}  # real headings remain

@@ -99,3 +99,67 @@ def test_cross_lingual_question_finds_the_english_sentence_with_e5(e5_scorer):
     question = "Welche Vorzugsbehandlung erhalten Künstler aus Entwicklungsländern?"  # no word in common
     [semantic] = passage_excerpts(question, passages, e5_scorer, 45, semantic=True)
     assert semantic is not None and "preferential treatment to artists" in semantic
+
+
+PREAMBLE_1970 = (
+    "The General Conference of the United Nations Educational, Scientific and Cultural Organization, meeting in Paris "
+    "from 12 October to 14 November 1970, at its sixteenth session, Recalling the importance of the provisions "
+    "contained in the Declaration of the Principles of International Cultural Co-operation, adopted by the General "
+    "Conference at its fourteenth session, Considering that the interchange of cultural property among nations for "
+    "scientific, cultural and educational purposes increases the knowledge of the civilization of Man, enriches the "
+    "cultural life of all peoples and inspires mutual respect and appreciation among nations, Considering that it is "
+    "incumbent upon every State to protect the cultural property existing within its territory against the dangers of "
+    "theft, clandestine excavation, and illicit export, Adopts this Convention on the fourteenth day of November 1970."
+)
+
+
+def test_a_one_sentence_preamble_gives_its_relevant_clause_not_its_opening():
+    [excerpt] = passage_excerpts("protect cultural property against theft and clandestine excavation",
+                                 [passage(PREAMBLE_1970, 1)], SupportScorer(None), 70, semantic=False)
+    assert excerpt is not None and "dangers of theft, clandestine excavation" in excerpt
+    assert "meeting in Paris" not in excerpt  # the sentence's opening clause is not what was asked
+    for piece in pieces(excerpt):
+        assert piece in PREAMBLE_1970
+
+
+def test_overlapping_passages_show_a_shared_sentence_once_and_budget_spreads_over_passages():
+    overlap = "Parties shall report on the measures they take. The Committee shall examine these reports."
+    passages = [passage(ARTICLE_16, 1, doc="conv"), passage(overlap, 2, doc="conv"), passage(ARTICLE_13, 3)]
+    excerpts = passage_excerpts("Parties report measures; integrate culture in development policies", passages,
+                                SupportScorer(None), 400, semantic=False)
+    shown = [p for e in excerpts if e for p in pieces(e)]
+    assert len(shown) == len(set(shown))  # "Parties shall report …" appears in one passage only
+    assert excerpts[2] is not None and "integrate culture" in excerpts[2]
+
+
+def test_captions_and_repeated_headings_are_not_excerpted():
+    text = ("Mobility for artists\n\n(Photo: Duy Linh)\n\nMobility funds for artists should reach small organisations "
+            "in Asia and Europe.\n\nINTERNATIONAL COOPERATION AND ASSISTANCE")
+    item = passage(text, 1)
+    item.section = "Report › Mobility for artists"
+    [excerpt] = passage_excerpts("mobility for artists in Asia and Europe", [item], SupportScorer(None), 400,
+                                 semantic=False)
+    assert excerpt is not None and "Mobility funds for artists" in excerpt
+    assert "Photo" not in excerpt and "INTERNATIONAL" not in excerpt and not excerpt.startswith("Mobility for artists")
+
+
+def test_excerpts_rank_against_the_topic_and_a_synthesis_against_contributions_too():
+    from assistant.answer import AnswerRequest, excerpt_query
+
+    ask = AnswerRequest("Brief me before a meeting with UNESCO on the protection of cultural property")
+    assert excerpt_query(ask.question, ask) == ask.question  # a question is ranked against as asked
+    brief = AnswerRequest(ask.question, mode="brief")
+    assert excerpt_query(brief.question, brief) == "UNESCO on the protection of cultural property"
+    room = AnswerRequest("Artist mobility", mode="synthesis", contributions=[{"author": "Ana", "text": "Visa fast-track."}])
+    assert excerpt_query(room.question, room) == "Artist mobility Visa fast-track."
+
+
+def test_prompt_headers_are_short():
+    from assistant.answer import prompt_title
+
+    long_title = "Convention on the Means of Prohibiting and Preventing the Illicit Import, Export and Transfer of Ownership"
+    assert prompt_title(long_title) == "Convention on the Means of Prohibiting and Preventing the…"
+    item = passage(ARTICLE_13, 1)
+    item.section = ""
+    block, _shown = format_passages([item], 1000)
+    assert block.startswith("[1] Doc 1 (2001):\n")  # no "whole document" label
