@@ -38,7 +38,8 @@ MAX_QUESTION_CHARS = 2000
 MODEL_RECHECK_S = 30.0
 MAX_PASSAGE_TOKENS = 300
 PROMPT_TITLE_CHARS = 60  # a title's distinctive words come first; the model cites by number, not by title
-DEFAULT_EXCERPT_TOKENS = 200  # sentences of passage excerpts in a local model's prompt (2 cores read ~70 tokens/s)
+DEFAULT_EXCERPT_TOKENS = 300  # new tokens of a local model's prompt per request (2 cores read ~110 tokens/s)
+MIN_EXCERPT_TOKENS = 120  # passages' share when a synthesis's contributions take most of the budget
 ABSTAIN_DENSE_SCORE = 0.78   # below this best e5 cosine, nothing in the library is about the question
 ANCHOR = re.compile(r"\b(?:[A-Z][A-Za-z]*\d[\w-]*|\d+[A-Za-z]+\w*|[A-Z]{2,}[a-z]?|1[5-9]\d\d|20\d\d)\b")
 NUMERIC_QUESTION = re.compile(r"\b(how (much|many)|combien|cu[aá]nt[oa]s?|wie (viel|viele)|bao nhi[eê]u)\b", re.I)
@@ -312,8 +313,8 @@ class AnswerEngine:
             if self.excerpt_tokens:
                 cross_lingual = any(p.language and p.language != language for p in passages)
                 excerpts = await asyncio.to_thread(
-                    passage_excerpts, excerpt_query(query, request), passages, verifier.scorer, self.excerpt_tokens,
-                    cross_lingual,
+                    passage_excerpts, excerpt_query(query, request), passages, verifier.scorer,
+                    self.excerpt_budget(request), cross_lingual,
                 )
             prompt, shown = self._prompt(question, passages, request, language, excerpts)
             timings["prompt_tokens"] = float(count_tokens(prompt))
@@ -462,6 +463,12 @@ class AnswerEngine:
         if configured is not None:
             return configured
         return DEFAULT_EXCERPT_TOKENS if getattr(self.model, "runs_on_cpu", False) else 0
+
+    def excerpt_budget(self, request: AnswerRequest) -> int:
+        """Tokens of passage excerpts for ``request``: the prompt's new text is what the CPU reads before the
+        first word, so a synthesis's contributions come out of the same budget (never below a floor)."""
+        contributions = sum(count_tokens(c.get("text", "")) for c in request.contributions)
+        return max(min(MIN_EXCERPT_TOKENS, self.excerpt_tokens), self.excerpt_tokens - contributions)
 
     def _prompt(
         self, question: str, passages: Sequence[Passage], request: AnswerRequest, language: str,

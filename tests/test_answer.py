@@ -217,6 +217,17 @@ class CpuModel(ScriptedModel):
             yield piece
 
 
+def test_a_synthesis_pays_for_its_contributions_out_of_the_excerpt_budget(engine):
+    cpu = AnswerEngine(engine.settings, engine.retriever, model=CpuModel("x"))
+    full = cpu.excerpt_budget(AnswerRequest("Artist mobility", mode="synthesis"))
+    assert full == cpu.excerpt_tokens > 0
+    said = [{"author": "Ana", "kind": "proposal", "text": "A shared visa fast-track for invited artists. " * 5}]
+    with_contributions = cpu.excerpt_budget(AnswerRequest("Artist mobility", mode="synthesis", contributions=said))
+    assert with_contributions == full - count_tokens(said[0]["text"])
+    flood = [{"author": "Ana", "text": "visa " * 2000}]
+    assert cpu.excerpt_budget(AnswerRequest("Artist mobility", mode="synthesis", contributions=flood)) > 0  # a floor
+
+
 def test_cpu_model_reads_excerpts_but_citations_are_checked_on_whole_passages(engine):
     question = "What does the 2005 Convention say about the sovereign right of States to adopt cultural policies?"
     passages = engine.retriever.search(question, k=6)
