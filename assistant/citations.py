@@ -42,8 +42,9 @@ NUMBER_WORDS = {
     if word != "_"
 }
 NUMBER_WORD = re.compile(r"\b(" + "|".join(NUMBER_WORDS) + r")\b", re.IGNORECASE)
-# The header the prompt puts above each passage ("[3] Title (2005), Article 5:"), echoed back by a model.
-PASSAGE_HEADER = re.compile(r"^\[\d+\]\s.{0,120}\((?:\d{4}|n\.d\.)\),\s.{0,80}:$")
+# The header the prompt puts above each passage ("[3] Title (2005), Article 5:", "[4] Title (2005):",
+# "[5] same document as [3], Article 9:"), echoed back by a model.
+PASSAGE_HEADER = re.compile(r"^\[\d+\]\s(?:.{0,120}\((?:\d{4}|n\.d\.)\)|same document as \[\d+\])(?:,\s.{0,80})?:$")
 # A line of a document that gives orders to an AI assistant (a planted prompt injection) is not evidence:
 # it could only "support" a claim by telling the model to make it. Its sentences are never quoted or cited.
 INSTRUCTION = re.compile(
@@ -114,7 +115,7 @@ class VerificationReport:
 
 
 @dataclass
-class _Span:
+class Span:
     start: int  # offsets within the passage text
     end: int
     text: str
@@ -169,12 +170,12 @@ def instruction_lines(text: str) -> list[tuple[int, int]]:
     return found
 
 
-def span_at(text: str, start: int, end: int) -> _Span:
+def span_at(text: str, start: int, end: int) -> Span:
     """The span ``text[start:end]`` with its content words and numbers."""
-    return _Span(start, end, text[start:end], content_words(text[start:end]), numbers_in(text[start:end]))
+    return Span(start, end, text[start:end], content_words(text[start:end]), numbers_in(text[start:end]))
 
 
-def sentence_spans(text: str) -> list[_Span]:
+def sentence_spans(text: str) -> list[Span]:
     """The single-sentence spans of a passage (no headings, nothing from an instruction line)."""
     return [span_at(text, s, e) for s, e in _sentence_bounds(text)]
 
@@ -194,7 +195,7 @@ def _sentence_bounds(text: str, planted: list[tuple[int, int]] | None = None) ->
     return singles
 
 
-def passage_spans(text: str) -> list[_Span]:
+def passage_spans(text: str) -> list[Span]:
     """Sentence spans of a passage, plus each pair of adjacent sentences (never from an instruction line)."""
     planted = instruction_lines(text)
     singles = _sentence_bounds(text, planted)
@@ -273,7 +274,7 @@ class SupportScorer:
             self._claim_vectors[claim] = self.embeddings.embed_query(claim)
         return self._claim_vectors[claim]
 
-    def prepare(self, spans: Sequence[_Span]) -> None:
+    def prepare(self, spans: Sequence[Span]) -> None:
         """Embed the single-sentence spans not seen yet (in one batch)."""
         if self.embeddings is None:
             return
@@ -282,7 +283,7 @@ class SupportScorer:
         for text, vector in zip(todo, self.embeddings.embed_documents(todo) if todo else []):
             self._span_vectors[text] = vector
 
-    def score(self, claim: str, span: _Span, context_numbers: frozenset[str] = frozenset()) -> tuple[float, float, bool]:
+    def score(self, claim: str, span: Span, context_numbers: frozenset[str] = frozenset()) -> tuple[float, float, bool]:
         """(lexical overlap, cosine or 0, numbers and negations consistent).
 
         ``context_numbers`` are the numbers of the cited passage's identity (document title and year,
@@ -315,7 +316,7 @@ class SupportScorer:
 @dataclass
 class _Support:
     passage_index: int
-    span: _Span
+    span: Span
     score: float
 
 

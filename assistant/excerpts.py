@@ -16,7 +16,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from assistant.citations import SupportScorer, _Span, sentence_spans, span_at
+from assistant.citations import SupportScorer, Span, sentence_spans, span_at
 from assistant.tokens import count_tokens, truncate_tokens
 from assistant.types import Passage
 from ingest.chunk import clause_bounds
@@ -116,11 +116,11 @@ def passage_excerpts(
     return excerpts
 
 
-def excerpt_units(text: str) -> list[_Span]:
+def excerpt_units(text: str) -> list[Span]:
     """The sentences of a passage, an over-long one (a convention's one-sentence preamble) cut into its
     clauses, so that "Noting that the cultural heritage … is threatened" can be chosen without the
     "The General Conference …, meeting in Paris" that opens the same sentence."""
-    units: list[_Span] = []
+    units: list[Span] = []
     for span in sentence_spans(text):
         if count_tokens(span.text) <= MAX_SENTENCE_TOKENS:
             units.append(span)

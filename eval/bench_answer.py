@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         stop = getattr(getattr(engine.model, "server", None), "stop", None)
         if stop:
             stop()
-    print(f"\n| mode | backend | sources (s) | first token (s) | whole answer (s) | answer tokens | tokens/s | citations | abstained | busy cores |")
+    print("\n| mode | backend | sources (s) | first token (s) | whole answer (s) | answer tokens | tokens/s | citations | abstained | busy cores |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for mode in args.modes:
         mine = [r for r in runs if r.mode == mode]

@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         server.stop()
         shutil.rmtree(root, ignore_errors=True)
     med = lambda key: statistics.median(r[key] for r in runs)  # noqa: E731
-    print(f"\n| backend | questions | first source shown, median (max) | first answer token, median (max) | app memory idle → after answers |")
+    print("\n| backend | questions | first source shown, median (max) | first answer token, median (max) | app memory idle → after answers |")
     print("|---|---|---|---|---|")
     print(f"| {args.backend} ({settings.local_model if args.backend == 'local' else 'no model'}) | {len(runs)} | "
           f"{med('first_source_s'):.2f} s ({max(r['first_source_s'] for r in runs):.2f}) | "

@@ -245,11 +245,11 @@ class SupportJudge:
         self.scorer = SupportScorer(embeddings)
 
     def _spans(self, text: str) -> list[Any]:
-        from assistant.citations import _Span, content_words, numbers_in, passage_spans
+        from assistant.citations import passage_spans, span_at
 
         if len(text) <= QUOTE_CHARS:
             stripped = text.strip()
-            return [_Span(0, len(stripped), stripped, content_words(stripped), numbers_in(stripped))] if stripped else []
+            return [span_at(stripped, 0, len(stripped))] if stripped else []
         return passage_spans(text)
 
     @staticmethod
@@ -276,7 +276,7 @@ class SupportJudge:
         return ok, best_score, best_span
 
     def supported(self, claim: str, evidence: Sequence[str], contexts: Sequence[str] = ()) -> bool:
-        from assistant.citations import _Span, content_words, numbers_in
+        from assistant.citations import numbers_in, span_at
 
         pairs = [(e, c) for e, c in zip(evidence, list(contexts) + [""] * len(evidence)) if e and e.strip()]
         if not pairs:
@@ -292,7 +292,7 @@ class SupportJudge:
         if len(best_spans) < 2:
             return False
         joint = " ".join(best_spans)
-        span = _Span(0, len(joint), joint, content_words(joint), numbers_in(joint))
+        span = span_at(joint, 0, len(joint))
         self.scorer.prepare([span])
         return (self.scorer.supports(*self.scorer.score(claim, span, numbers_in(context)))
                 and self._numbers_ok(claim, f"{joint} {context}"))

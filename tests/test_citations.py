@@ -131,6 +131,8 @@ def test_prompt_echo_is_dropped_but_the_requested_headings_stay():
     template = "Current text of the section \"{section}\":\n{current}\n## Their stated principles and priorities\n"
     draft = ("Current text of the section \"Rationale\":\n"
              "[3] How Do We Navigate Cultural Diplomacy? (2024), page 4:\n"
+             "[4] How Do We Navigate Cultural Diplomacy? (2024):\n"
+             "[5] same document as [3], Principles for cultural diplomacy:\n"
              "## Their stated principles and priorities\n- Culture is a pillar of diplomacy [1].")
     assert drop_prompt_echo(draft, [template]) == "## Their stated principles and priorities\n- Culture is a pillar of diplomacy [1]."
 
