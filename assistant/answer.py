@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from assistant.citations import (
-    MARKER, Citation, CitationVerifier, VerificationReport, cited_numbers, drop_prompt_echo, strip_markers,
+    MARKER, SAME_DOCUMENT, UNSOURCED, Citation, CitationVerifier, VerificationReport, cited_numbers, drop_prompt_echo, strip_markers,
 )
 from assistant.excerpts import passage_excerpts
 from assistant.extractive import extractive_answer
@@ -177,7 +177,7 @@ def format_passages(
         text = truncate_tokens(excerpt, MAX_PASSAGE_TOKENS)
         n = len(used) + 1
         if passage.doc_id in first_of_document:  # the title once per document keeps the prompt short
-            source = f"same document as [{first_of_document[passage.doc_id]}]"
+            source = f"{SAME_DOCUMENT} [{first_of_document[passage.doc_id]}]"
         else:
             source = f"{prompt_title(passage.title)} ({passage.year or 'n.d.'})"
         location = passage.location.rsplit(" › ", 1)[-1]  # the innermost heading is enough for the model
@@ -370,6 +370,8 @@ class AnswerEngine:
             return
         if label:
             text = f"*{label}*\n\n{text}"
+        if UNSOURCED in text:
+            text = f"{text}\n\n*{message('unsourced_note', language)}*"
         yield finish(text, citations, False, report)
 
     # --- steps -------------------------------------------------------------

@@ -44,6 +44,8 @@ NUMBER_WORDS = {
 NUMBER_WORD = re.compile(r"\b(" + "|".join(NUMBER_WORDS) + r")\b", re.IGNORECASE)
 # The header the prompt puts above each passage ("[3] Title (2005), Article 5:", "[4] Title (2005):",
 # "[5] same document as [3], Article 9:"), echoed back by a model.
+UNSOURCED = "†"  # marks a sentence the model wrote that no passage supports (a link, suggestion or inference)
+SAME_DOCUMENT = "same document as"  # the prompt's header for a passage whose document was named above
 PASSAGE_HEADER = re.compile(r"^\[\d+\]\s(?:.{0,120}\((?:\d{4}|n\.d\.)\)|same document as \[\d+\])(?:,\s.{0,80})?:$")
 # A line of a document that gives orders to an AI assistant (a planted prompt injection) is not evidence:
 # it could only "support" a claim by telling the model to make it. Its sentences are never quoted or cited.
@@ -207,9 +209,18 @@ def passage_spans(text: str) -> list[Span]:
     return [span_at(text, s, e) for s, e in spans]
 
 
+def mark_unsourced(sentence: str) -> str:
+    """``sentence`` with the ``UNSOURCED`` mark before its final punctuation (where a citation would go)."""
+    body = sentence.rstrip()
+    trailing = sentence[len(body):]
+    if body and body[-1] in ".!?:;":
+        return f"{body[:-1]} {UNSOURCED}{body[-1]}{trailing}"
+    return f"{body} {UNSOURCED}{trailing}"
+
+
 def drop_prompt_echo(draft: str, templates: Sequence[str]) -> str:
-    """``draft`` without the lines that repeat the prompt's own instructions (``templates``): a model talked
-    into printing its prompt must not pass the instructions off as part of an answer."""
+    """``draft`` without the lines that repeat the prompt's own instructions (``templates``) or its passage
+    headers: a model talked into printing its prompt must not pass the instructions off as part of an answer."""
     fixed = {
         fragment.strip().lstrip("-* ").strip()
         for template in templates for line in template.splitlines()
@@ -218,7 +229,8 @@ def drop_prompt_echo(draft: str, templates: Sequence[str]) -> str:
         if len(fragment.strip()) >= 16
     }
     kept = [line for line in draft.splitlines()
-            if not any(f in line for f in fixed) and not PASSAGE_HEADER.match(line.strip())]
+            if not any(f in line for f in fixed) and not PASSAGE_HEADER.match(line.strip())
+            and SAME_DOCUMENT not in line.lower()]  # a header's words copied into a bullet state nothing
     return "\n".join(kept).strip()
 
 
@@ -347,8 +359,8 @@ class CitationVerifier:
         """The answer with verified, renumbered markers; the citations; what was changed.
 
         An uncited sentence that a passage supports in its own words gets that citation ("added"). One that
-        reads like a claim but that no passage supports is kept as a transition or suggestion, and counted;
-        with ``strict`` (a draft that cited nothing at all) it is dropped.
+        reads like a claim but that no passage supports is kept as a transition or suggestion, marked with
+        ``UNSOURCED`` and counted; with ``strict`` (a draft that cited nothing at all) it is dropped.
         """
         report = VerificationReport()
         citations: list[Citation] = []
@@ -369,7 +381,7 @@ class CitationVerifier:
                         report.dropped_sentences.append(claim)
                         continue
                     report.uncited_sentences += int(claim_like)
-                    out.append(sentence)
+                    out.append(mark_unsourced(sentence) if claim_like else sentence)
                     continue
                 supports.append((found, "added"))  # stated from a passage without saying so: cite it
                 report.added += 1

@@ -123,6 +123,19 @@ def test_model_that_only_writes_the_sentinel_falls_back_to_labelled_quotes(engin
     assert_citations_verbatim(engine, answer)
 
 
+def test_a_claim_no_passage_supports_is_marked_and_explained(engine):
+    question = "What does the 2005 Convention say about cultural policies?"
+    passages = engine.retriever.search(question, k=6)
+    sentence = next(s.strip() for s in passages[0].text.split(".") if len(s.split()) > 8)
+    invented = "Museums across Europe will triple their touring budgets for Asian artists by 2030"
+    answer = run(model_engine(engine, f"{sentence} [1]. {invented}."), AnswerRequest(question))
+    assert f"{invented} †." in answer.answer  # kept as the model's own, but visibly not from the library
+    assert answer.answer.endswith("*" + message("unsourced_note", "en") + "*")
+    assert answer.verification.uncited_sentences == 1 and len(answer.citations) == 1
+    cited_only = run(model_engine(engine, f"{sentence} [1]."), AnswerRequest(question))
+    assert "†" not in cited_only.answer  # no mark, no note when every claim is sourced
+
+
 def test_sentinel_after_a_cited_answer_is_dropped_not_taken_as_abstention(engine):
     question = "What does the 2005 Convention say about cultural policies?"
     passages = engine.retriever.search(question, k=6)

@@ -123,7 +123,7 @@ def test_sentence_stated_from_a_passage_without_a_marker_gets_its_citation(verif
     text, citations, report = verifier.verify(answer, passages)
     assert report.added == 1 and [c.chunk_id for c in citations] == ["c2"] and citations[0].status == "added"
     assert "measures [1]." in text
-    assert text.endswith("Let us discuss next steps together.")  # no passage says it: kept, uncited, counted
+    assert text.endswith("Let us discuss next steps together †.")  # no passage says it: kept, marked, counted
     assert report.uncited_sentences == 1
 
 
@@ -133,6 +133,7 @@ def test_prompt_echo_is_dropped_but_the_requested_headings_stay():
              "[3] How Do We Navigate Cultural Diplomacy? (2024), page 4:\n"
              "[4] How Do We Navigate Cultural Diplomacy? (2024):\n"
              "[5] same document as [3], Principles for cultural diplomacy:\n"
+             "- same document as, When culture becomes the national language [4][5]\n"
              "## Their stated principles and priorities\n- Culture is a pillar of diplomacy [1].")
     assert drop_prompt_echo(draft, [template]) == "## Their stated principles and priorities\n- Culture is a pillar of diplomacy [1]."
 
