@@ -39,7 +39,7 @@ MODEL_RECHECK_S = 30.0
 MAX_PASSAGE_TOKENS = 300
 PROMPT_TITLE_CHARS = 60  # a title's distinctive words come first; the model cites by number, not by title
 DEFAULT_EXCERPT_TOKENS = 300  # new tokens of a local model's prompt per request (2 cores read ~110 tokens/s)
-MIN_EXCERPT_TOKENS = 120  # passages' share when a synthesis's contributions take most of the budget
+SYNTHESIS_EXCERPT_SHARE = 2 / 3  # of the excerpt budget for a synthesis, whose contributions take the rest
 ABSTAIN_DENSE_SCORE = 0.78   # below this best e5 cosine, nothing in the library is about the question
 ANCHOR = re.compile(r"\b(?:[A-Z][A-Za-z]*\d[\w-]*|\d+[A-Za-z]+\w*|[A-Z]{2,}[a-z]?|1[5-9]\d\d|20\d\d)\b")
 NUMERIC_QUESTION = re.compile(r"\b(how (much|many)|combien|cu[aá]nt[oa]s?|wie (viel|viele)|bao nhi[eê]u)\b", re.I)
@@ -142,12 +142,11 @@ def missing_anchors(question: str, passages: Sequence[Passage]) -> list[str]:
 
 def excerpt_query(query: str, request: AnswerRequest) -> str:
     """What the excerpts' sentences are ranked against: the request's topic without its "brief me before
-    a meeting with…" framing (whose words would pick sentences about meetings), and for a synthesis
-    the participants' contributions too, which the group statement must ground."""
+    a meeting with…" framing (whose words would pick sentences about meetings). A synthesis ranks against
+    its topic alone, so that its excerpts stay the same while the contributions grow (see ``excerpt_budget``)."""
     if request.mode == "ask":
         return query
-    topic = strip_framing(query)
-    return " ".join([topic, *(c.get("text", "") for c in request.contributions)]).strip()
+    return strip_framing(query)
 
 
 def prompt_title(title: str, limit: int = PROMPT_TITLE_CHARS) -> str:
@@ -467,10 +466,13 @@ class AnswerEngine:
         return DEFAULT_EXCERPT_TOKENS if getattr(self.model, "runs_on_cpu", False) else 0
 
     def excerpt_budget(self, request: AnswerRequest) -> int:
-        """Tokens of passage excerpts for ``request``: the prompt's new text is what the CPU reads before the
-        first word, so a synthesis's contributions come out of the same budget (never below a floor)."""
-        contributions = sum(count_tokens(c.get("text", "")) for c in request.contributions)
-        return max(min(MIN_EXCERPT_TOKENS, self.excerpt_tokens), self.excerpt_tokens - contributions)
+        """Tokens of passage excerpts for ``request``. A synthesis's prompt also carries the contributions,
+        so its passages get a fixed share of the budget: fixed, not shrinking as contributions grow, so that
+        a room's next synthesis sends the same passages and llama.cpp reuses its cached prompt up to the
+        contributions (first token ~0.6 s instead of ~4 s, docs/benchmarks.md)."""
+        if request.mode == "synthesis":
+            return int(self.excerpt_tokens * SYNTHESIS_EXCERPT_SHARE)
+        return self.excerpt_tokens
 
     def _prompt(
         self, question: str, passages: Sequence[Passage], request: AnswerRequest, language: str,

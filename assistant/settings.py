@@ -73,7 +73,7 @@ class Settings(BaseSettings):
         None,
         description="Tokens of query-focused passage excerpts (each passage's sentences closest to the question) in a prompt; "
         "0 sends whole passages up to `llm_prompt_tokens`. Default: 300 for the local CPU model (a short prompt, a first "
-        "token within seconds; a synthesis's contributions count against it), 0 for a server at `llm_base_url`.",
+        "token within seconds; a synthesis, whose prompt also carries the contributions, gets two thirds of it), 0 for a server at `llm_base_url`.",
     )
     llm_context: int = Field(4096, description="Context window (tokens) of the local model server.")
     llm_threads: int | None = Field(None, description="CPU threads of the local model server (default: all cores).")

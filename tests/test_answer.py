@@ -230,15 +230,27 @@ class CpuModel(ScriptedModel):
             yield piece
 
 
-def test_a_synthesis_pays_for_its_contributions_out_of_the_excerpt_budget(engine):
+def test_a_synthesis_gets_a_fixed_share_of_the_excerpt_budget_whatever_its_contributions(engine):
     cpu = AnswerEngine(engine.settings, engine.retriever, model=CpuModel("x"))
-    full = cpu.excerpt_budget(AnswerRequest("Artist mobility", mode="synthesis"))
-    assert full == cpu.excerpt_tokens > 0
-    said = [{"author": "Ana", "kind": "proposal", "text": "A shared visa fast-track for invited artists. " * 5}]
-    with_contributions = cpu.excerpt_budget(AnswerRequest("Artist mobility", mode="synthesis", contributions=said))
-    assert with_contributions == full - count_tokens(said[0]["text"])
-    flood = [{"author": "Ana", "text": "visa " * 2000}]
-    assert cpu.excerpt_budget(AnswerRequest("Artist mobility", mode="synthesis", contributions=flood)) > 0  # a floor
+    ask = cpu.excerpt_budget(AnswerRequest("Artist mobility"))
+    assert ask == cpu.excerpt_tokens > 0
+    few = [{"author": "Ana", "kind": "proposal", "text": "A shared visa fast-track for invited artists."}]
+    many = few + [{"author": "Minh", "kind": "experience", "text": "Our troupe lost a slot to a visa delay. " * 5}]
+    budgets = {cpu.excerpt_budget(AnswerRequest("Artist mobility", mode="synthesis", contributions=c)) for c in (few, many)}
+    assert len(budgets) == 1 and 0 < budgets.pop() < ask  # the same passages for the room's next synthesis
+
+
+def test_a_rooms_next_synthesis_sends_the_same_prompt_up_to_the_contributions(engine):
+    """llama.cpp reuses the cached start of the previous prompt: a new contribution must not change the passages."""
+    model = CpuModel("x")
+    cpu = AnswerEngine(engine.settings, engine.retriever, model=model)
+    said = [{"author": "Ana", "kind": "proposal", "text": "A shared visa fast-track for artists invited by institutions."}]
+    more = said + [{"author": "Jonas", "kind": "objection", "text": "Small collectives need travel grants first."}]
+    for contributions in (said, more):
+        run(cpu, AnswerRequest("Fairer artist mobility between Asia and Europe", mode="synthesis", contributions=contributions))
+    first, second = (p for p in model.prompts if "Contributions from the participants" in p)
+    head = first.split("Contributions from the participants")[0]
+    assert "Passages:" in head and second.startswith(head)
 
 
 def test_cpu_model_reads_excerpts_but_citations_are_checked_on_whole_passages(engine):

@@ -143,7 +143,7 @@ def test_captions_and_repeated_headings_are_not_excerpted():
     assert "Photo" not in excerpt and "INTERNATIONAL" not in excerpt and not excerpt.startswith("Mobility for artists")
 
 
-def test_excerpts_rank_against_the_topic_and_a_synthesis_against_contributions_too():
+def test_excerpts_rank_against_the_topic_and_a_synthesis_against_its_topic_alone():
     from assistant.answer import AnswerRequest, excerpt_query
 
     ask = AnswerRequest("Brief me before a meeting with UNESCO on the protection of cultural property")
@@ -151,7 +151,7 @@ def test_excerpts_rank_against_the_topic_and_a_synthesis_against_contributions_t
     brief = AnswerRequest(ask.question, mode="brief")
     assert excerpt_query(brief.question, brief) == "UNESCO on the protection of cultural property"
     room = AnswerRequest("Artist mobility", mode="synthesis", contributions=[{"author": "Ana", "text": "Visa fast-track."}])
-    assert excerpt_query(room.question, room) == "Artist mobility Visa fast-track."
+    assert excerpt_query(room.question, room) == "Artist mobility"  # stable while contributions grow
 
 
 def test_prompt_headers_are_short():
