@@ -46,7 +46,7 @@ endif
 
 $(LLM_STAMP): $(STAMP) constraints.txt
 	@if ! ls $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1; then \
-	  echo "Building llama-cpp-python $(LLAMA_VERSION) ($(LLAMA_CPU)) from source (about 5-10 minutes on 2 cores) into $(LLAMA_WHEELS)"; \
+	  echo "Building llama-cpp-python $(LLAMA_VERSION) ($(LLAMA_CPU)) from source (about 3.5 minutes on 2 idle cores, longer when busy) into $(LLAMA_WHEELS)"; \
 	  mkdir -p $(LLAMA_WHEELS) && \
 	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
 	    $(PIP) wheel --quiet --no-cache-dir --no-deps --disable-pip-version-check -w $(LLAMA_WHEELS) 'llama-cpp-python==$(LLAMA_VERSION)'; \

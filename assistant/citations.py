@@ -42,11 +42,11 @@ NUMBER_WORDS = {
     if word != "_"
 }
 NUMBER_WORD = re.compile(r"\b(" + "|".join(NUMBER_WORDS) + r")\b", re.IGNORECASE)
-# The header the prompt puts above each passage ("[3] Title (2005), Article 5:", "[4] Title (2005):",
-# "[5] same document as [3], Article 9:"), echoed back by a model.
 UNSOURCED = "†"  # marks a sentence the model wrote that no passage supports (a link, suggestion or inference)
 SAME_DOCUMENT = "same document as"  # the prompt's header for a passage whose document was named above
-PASSAGE_HEADER = re.compile(r"^\[\d+\]\s(?:.{0,120}\((?:\d{4}|n\.d\.)\)|same document as \[\d+\])(?:,\s.{0,80})?:$")
+# The header the prompt puts above each passage ("[3] Title (2005), Article 5:", "[4] Title (2005):"), echoed
+# back by a model; a line with SAME_DOCUMENT ("[5] same document as [3], Article 9:") is dropped whole.
+PASSAGE_HEADER = re.compile(r"^\[\d+\]\s.{0,120}\((?:\d{4}|n\.d\.)\)(?:,\s.{0,80})?:$")
 # A line of a document that gives orders to an AI assistant (a planted prompt injection) is not evidence:
 # it could only "support" a claim by telling the model to make it. Its sentences are never quoted or cited.
 INSTRUCTION = re.compile(

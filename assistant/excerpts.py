@@ -12,13 +12,12 @@ re-targeted or dropped like any other.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from assistant.citations import SupportScorer, Span, sentence_spans, span_at
 from assistant.tokens import count_tokens, truncate_tokens
-from assistant.types import Passage
+from assistant.types import CAPTION, Passage
 from ingest.chunk import clause_bounds
 from ingest.lexical import bm25_scores
 
@@ -28,7 +27,6 @@ CONTINUATION = 0.6  # share of a sentence's score lent to the sentence after it
 MIN_WORDS = 4  # content words of a sentence that can stand on its own
 GAP = " … "
 SAME_PASSAGE_DECAY = 0.8  # a passage's second sentence competes at 80 % of its score: the budget spreads over passages
-CAPTION = re.compile(r"^\(?(photo|image|source|credit|figure|video)\s*:", re.IGNORECASE)
 
 
 @dataclass
@@ -57,8 +55,7 @@ def passage_excerpts(
     """
     if not passages:
         return []
-    spans = [[u for u in excerpt_units(p.text) if not _is_heading(u.text, p.section) and not CAPTION.match(u.text)]
-             for p in passages]
+    spans = [_evidence_units(p) for p in passages]
     if semantic:
         scorer.prepare([s for group in spans for s in group])
     # BM25 over these sentences: words every article repeats ("States Parties") weigh little, a
@@ -87,7 +84,7 @@ def passage_excerpts(
     while pool:  # the best sentences of all passages while they fit, each further one of a passage worth less
         candidate = max(pool, key=lambda c: (c.score * SAME_PASSAGE_DECAY ** len(chosen[c.passage]), -c.passage))
         pool.remove(candidate)
-        key = " ".join(candidate.text.split()).lower()
+        key = _normal(candidate.text)
         if key in shown or (used and used + candidate.tokens > budget_tokens):
             continue  # overlapping passages of one section share sentences: each is shown once
         chosen[candidate.passage].append(candidate)
@@ -139,11 +136,16 @@ def excerpt_units(text: str) -> list[Span]:
     return units
 
 
-def _is_heading(text: str, section: str) -> bool:
-    """A heading line inside a passage (its own section label repeated, or a line in capitals): not evidence."""
-    if text.isupper():  # "INTERNATIONAL COOPERATION AND ASSISTANCE"
-        return True
-    return " ".join(text.split()).lower() in {" ".join(p.split()).lower() for p in section.split(" › ")}
+def _evidence_units(passage: Passage) -> list[Span]:
+    """The passage's units that can be evidence: not a caption, nor a heading line inside the passage (its
+    own section label repeated, or a line in capitals such as "INTERNATIONAL COOPERATION AND ASSISTANCE")."""
+    headings = {_normal(part) for part in passage.section.split(" › ")}
+    return [u for u in excerpt_units(passage.text)
+            if not (CAPTION.match(u.text) or u.text.isupper() or _normal(u.text) in headings)]
+
+
+def _normal(text: str) -> str:
+    return " ".join(text.split()).lower()
 
 
 def _normalised(scores: list[float]) -> list[float]:

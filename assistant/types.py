@@ -13,8 +13,9 @@ WHOLE_DOCUMENT = "whole document"  # the location of a passage with neither page
 # Lines of a plain-text capture that the chunker takes for headings but that label nothing: a caption,
 # a table or name row, the second line of a logo block ("OF DENMARK"), a lead-in ("Co-funded by",
 # "Here are some possible approaches:"), a dateline. They stay in the indexed text, never in a location.
+CAPTION = re.compile(r"^\(?(image|photo|figure|source|credit|video)\s*:", re.IGNORECASE)  # "(Photo: …)", "Image: …"
 _NOT_A_LABEL = re.compile(
-    r"\t|^\(?(image|photo|figure|source|credit|video)\s*:|(\bby|[:*])\s*$"
+    r"\t|(\bby|[:*])\s*$"
     r"|^(january|february|march|april|may|june|july|august|september|october|november|december)\s+\d{1,2},\s+\d{4}$",
     re.IGNORECASE,
 )
@@ -22,9 +23,9 @@ _CONTINUATION = re.compile(r"^(OF|AND|BY|WITH)\s")  # capitals only: "Of mice an
 
 
 def is_location_label(heading: str) -> bool:
-    """Whether a heading of the path can tell a reader where a passage is (see ``_NOT_A_LABEL``)."""
+    """Whether a heading of the path can tell a reader where a passage is (see ``CAPTION``, ``_NOT_A_LABEL``)."""
     heading = heading.strip()
-    return not (_NOT_A_LABEL.search(heading) or _CONTINUATION.match(heading))
+    return not (CAPTION.match(heading) or _NOT_A_LABEL.search(heading) or _CONTINUATION.match(heading))
 
 
 def short_section(section: str, title: str) -> str:
