@@ -1,12 +1,16 @@
 """Answer latency per mode: time to sources, first token and whole answer, decode speed, memory.
 
     .venv/bin/python -m eval.bench_answer [--backend auto|local|extractive] [--runs 2] [--json-out FILE]
+    .venv/bin/python -m eval.bench_answer --backend local --modes synthesis --resynthesis
 
 Runs ``AnswerEngine.stream`` exactly as the app and ``policylab ask`` do, on the configured library
 (build it first with ``make index``), for each mode: ask, brief, draft and synthesis (the room's mode,
 with four attributed contributions). Each mode runs ``--runs`` times, each run on another request of
 that mode (so the model server's prefix cache holds the shared instructions, never the whole
 prompt); the table shows medians. The first run of a mode also reads that mode's instructions. Memory is the peak resident size of this process plus the local model server, if any.
+``--resynthesis`` then measures what a lab room does next: on each synthesis topic, one
+contribution more at a time (four, five, six), the synthesis runs again; the model server can reuse
+the prompt up to the contributions, so the first token of the next syntheses shows that reuse.
 The ``busy`` column is CPU (in cores) used by other processes during the runs: above ~0.2 the
 machine was shared and the timings are disturbed.
 """
@@ -61,6 +65,12 @@ CONTRIBUTIONS = [
     {"author": "Ana", "kind": "position", "text": "Any scheme must be evaluated with the artists themselves, not only by ministries."},
 ]
 
+# What lab participants add after the first synthesis (--resynthesis): one more each time.
+LATER_CONTRIBUTIONS = [
+    {"author": "Minh", "kind": "proposal", "text": "Pair every fast-track with a travel fund for collectives from the Global South."},
+    {"author": "Jonas", "kind": "experience", "text": "Our Prague residency only worked because the host handled the paperwork for us."},
+]
+
 
 @dataclass
 class Run:
@@ -96,9 +106,11 @@ def _model_processes(engine: AnswerEngine) -> list[psutil.Process]:
         return []
 
 
-async def _one(engine: AnswerEngine, mode: str, index: int) -> Run:
+async def _one(engine: AnswerEngine, mode: str, index: int, contributions: list[dict] | None = None) -> Run:
     question = REQUESTS[mode][index % len(REQUESTS[mode])]
-    request = AnswerRequest(question, mode=mode, contributions=CONTRIBUTIONS if mode == "synthesis" else [])
+    if contributions is None:
+        contributions = CONTRIBUTIONS if mode == "synthesis" else []
+    request = AnswerRequest(question, mode=mode, contributions=contributions)
     procs = [psutil.Process(), *_model_processes(engine)]
     before = _busy_cpu_seconds(procs)
     started = time.perf_counter()
@@ -132,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="override POLICYLAB_LLM_BACKEND for this run")
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--modes", nargs="+", default=list(REQUESTS), choices=list(REQUESTS))
+    parser.add_argument("--resynthesis", action="store_true",
+                        help="also re-run each synthesis with one, then two contributions more (a room's next syntheses)")
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args(argv)
 
@@ -144,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"backend: {engine.backend}; library: {settings.data_dir}", file=sys.stderr)
     runs: list[Run] = []
+    resyntheses: list[tuple[int, int, Run]] = []  # (topic index, contributions, run)
     peak_rss = 0.0
 
     async def all_runs() -> None:
@@ -155,6 +170,13 @@ def main(argv: list[str] | None = None) -> int:
                 rss = sum(p.memory_info().rss for p in [psutil.Process(), *_model_processes(engine)])
                 peak_rss = max(peak_rss, rss / 2**20)
                 print(f"  {mode}: {runs[-1]}", file=sys.stderr)
+        if args.resynthesis:
+            for index in range(args.runs):
+                for extra in range(len(LATER_CONTRIBUTIONS) + 1):
+                    contributions = CONTRIBUTIONS + LATER_CONTRIBUTIONS[:extra]
+                    run = await _one(engine, "synthesis", index, contributions)
+                    resyntheses.append((index, len(contributions), run))
+                    print(f"  resynthesis {index + 1}, {len(contributions)} contributions: {run}", file=sys.stderr)
 
     try:
         asyncio.run(all_runs())
@@ -169,9 +191,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {mode} | {mine[0].backend} | {_median(mine, 'sources_s'):.2f} | {_median(mine, 'first_token_s'):.1f} | "
               f"{_median(mine, 'total_s'):.1f} | {_median(mine, 'answer_tokens'):.0f} | {_median(mine, 'tokens_per_s'):.1f} | "
               f"{_median(mine, 'citations'):.0f} | {sum(r.abstained for r in mine)}/{len(mine)} | {_median(mine, 'busy_cores'):.2f} |")
+    if resyntheses:
+        print("\n| synthesis topic | contributions | first token (s) | whole answer (s) | busy cores |")
+        print("|---|---|---|---|---|")
+        for index, count, run in resyntheses:
+            print(f"| {REQUESTS['synthesis'][index % len(REQUESTS['synthesis'])]} | {count} | {run.first_token_s:.2f} | "
+                  f"{run.total_s:.1f} | {run.busy_cores:.2f} |")
     print(f"\npeak memory (this process + model server): {peak_rss:.0f} MB")
     if args.json_out:
-        args.json_out.write_text(json.dumps({"runs": [asdict(r) for r in runs], "peak_rss_mb": peak_rss}, indent=2))
+        args.json_out.write_text(json.dumps({
+            "runs": [asdict(r) for r in runs], "peak_rss_mb": peak_rss,
+            "resyntheses": [{"topic": i, "contributions": n, **asdict(r)} for i, n, r in resyntheses],
+        }, indent=2))
     return 0
 
 
