@@ -135,8 +135,9 @@ def question_anchors(question: str) -> set[str]:
 
 
 def missing_anchors(question: str, passages: Sequence[Passage]) -> list[str]:
-    """Anchors of the question that no retrieved passage mentions."""
-    haystack = " ".join(f"{p.title} {p.section} {p.text}" for p in passages).lower()
+    """Anchors of the question that no retrieved passage mentions (its text, or its document's metadata:
+    "the 2005 Convention" is named by any passage of the convention of 2005)."""
+    haystack = " ".join(f"{p.title} {p.year or ''} {p.publisher} {p.section} {p.text}" for p in passages).lower()
     return sorted(a for a in question_anchors(question) if a.lower() not in haystack)
 
 

@@ -1,9 +1,14 @@
-"""The counterparts a request names: countries, regions and organisations of the library's metadata.
+"""The documents a request names: its counterparts, and the instruments it cites.
 
 A brief "before a meeting with Vietnamese counterparts" should lead with what Vietnam's own
 documents say. We match the request's words against each document's country, region and
 publisher acronyms, tolerating demonyms and inflections ("Vietnamese", "vietnamiens" →
 Vietnam; "UNESCO's" → UNESCO) by comparing word stems, and accent-insensitively.
+
+Users also cite instruments the way diplomats do, by year: "the 1970 Convention", "la
+Convention de 1970", "Hague 1954". A document is cited when the request holds its year next
+to its type ("convention", "Konvention", "declaración"…, in any of the app's languages) or
+next to a word of its title or publisher.
 """
 
 from __future__ import annotations
@@ -16,6 +21,18 @@ from assistant.types import DocumentInfo
 
 GENERIC_PLACES = frozenset({"global", "international", "world", "worldwide", "multilateral"})
 ACRONYM = re.compile(r"\b[A-Z]{3,}\b")
+YEAR = re.compile(r"\b(1[5-9]\d\d|20\d\d)\b")
+YEAR_CONTEXT_WORDS = 4  # how far (in words) from a year its document type may stand
+# Document types as users write them (accent-free, lower case), by the English word in doc_type.
+TYPE_WORDS = {
+    "convention": ("convention", "konvention", "convencion", "ubereinkommen", "cong uoc"),
+    "declaration": ("declaration", "erklarung", "declaracion", "tuyen bo"),
+    "recommendation": ("recommendation", "empfehlung", "recomendacion", "khuyen nghi"),
+    "charter": ("charter", "charte", "charta", "carta", "hien chuong"),
+    "report": ("report", "rapport", "bericht", "informe", "bao cao"),
+    "strategy": ("strategy", "strategie", "estrategia", "chien luoc"),
+    "article": ("article", "artikel", "articulo", "bai bao", "bai viet"),
+}
 
 
 def fold(text: str) -> str:
@@ -56,3 +73,29 @@ def named_documents(request: str, documents: Iterable[DocumentInfo]) -> set[str]
         doc.doc_id for doc in documents
         if any(_named(name, words, exact) for name, exact in counterpart_names(doc))
     }
+
+
+def _type_words(info: DocumentInfo) -> list[str]:
+    doc_type = fold(info.doc_type)
+    return [word for key, words in TYPE_WORDS.items() if key in doc_type for word in words]
+
+
+def cited_documents(request: str, documents: Iterable[DocumentInfo]) -> set[str]:
+    """Ids of the documents the request cites by year ("the 2005 Convention", "Hague 1954")."""
+    years = {match.group(1): match for match in YEAR.finditer(request)}
+    if not years:
+        return set()
+    cited = set()
+    for doc in documents:
+        match = years.get(str(doc.year)) if doc.year else None
+        if match is None:
+            continue
+        before = re.findall(r"\w+", request[: match.start()])[-YEAR_CONTEXT_WORDS:]
+        after = re.findall(r"\w+", request[match.end():])[:YEAR_CONTEXT_WORDS]
+        near = fold(" ".join(before + after))
+        # a proper name right next to the year ("Hague 1954") that the title or publisher holds
+        names = {w for w in re.findall(r"\w+", fold(f"{doc.title} {doc.publisher}")) if len(w) >= 4}
+        adjacent = {fold(w) for w in before[-1:] + after[:1] if w[:1].isupper()}
+        if any(re.search(rf"\b{re.escape(word)}", near) for word in _type_words(doc)) or names & adjacent:
+            cited.add(doc.doc_id)
+    return cited

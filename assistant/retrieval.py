@@ -5,6 +5,12 @@ resolved once into a set of allowed documents and applied to both retrievers, so
 private document can never surface for another user. Near-duplicate passages are
 collapsed so the top k is diverse.
 
+A request that names documents (a counterpart in a brief, an instrument cited by year in any
+mode: see :mod:`assistant.counterparts`) is also searched within them; a request that asks
+several things at once is also searched facet by facet (:func:`assistant.query_plan.request_facets`),
+and the rankings are interleaved, so that every facet gets a place in the top k instead of the
+most generic facet taking them all. Measured in docs/evaluation.md.
+
 Per-query work must not grow with the library: the document list and the chunk ids of an
 allowed set are cached until the library database changes (see ``Retriever._library_version``),
 and a restriction that keeps most of the library is applied to the dense results after the
@@ -20,9 +26,9 @@ import re
 import threading
 from dataclasses import dataclass, field
 
-from assistant.counterparts import named_documents
+from assistant.counterparts import cited_documents, named_documents
 from assistant.language import detect_language
-from assistant.query_plan import retrieval_queries
+from assistant.query_plan import request_facets
 from assistant.settings import Settings
 from assistant.types import DocumentInfo, Passage
 from ingest.library import Library
@@ -188,10 +194,11 @@ class Retriever:
 
     def _fused_ranking(
         self, query: str, n: int, doc_ids: list[str] | None, allowed_chunks: frozenset[str] | None,
-        total_chunks: int = 0,
+        total_chunks: int = 0, vector: list[float] | None = None,
     ) -> tuple[list[str], dict[str, dict]]:
         """Chunk ids for one query, best first, and per-chunk ranking evidence."""
-        vector = self.library.vectors.embeddings.embed_query(query)
+        if vector is None:
+            vector = self.library.vectors.embeddings.embed_query(query)
         dense = self._dense(vector, n, doc_ids, allowed_chunks, total_chunks)
         lexical = self.library.lexical.search(query, n, allowed_chunks)
         lexical_weight = LEXICAL_WEIGHT if detect_language(query) == "en" else CROSS_LINGUAL_LEXICAL_WEIGHT
@@ -211,8 +218,9 @@ class Retriever:
     ) -> list[Passage]:
         """The ``k`` best passages for ``query`` among documents visible to ``viewer`` ("" or None: shared only).
 
-        ``mode`` "brief" also searches the documents of a counterpart the request names (a country,
-        region or organisation of the metadata, see :mod:`assistant.counterparts`) and fuses the rankings.
+        The request is also searched within the documents it cites by year (any ``mode``) or whose
+        counterpart it names (a country, region or organisation of the metadata; ``mode`` "brief"),
+        and facet by facet when it asks several things at once (see the module docstring).
         """
         k = k or self.settings.top_k
         n = max(candidates or self.settings.candidates, k)
@@ -225,22 +233,34 @@ class Retriever:
         allowed_chunks = None if all_visible else self._allowed_chunks(frozenset(allowed))
         total_chunks = sum(d.chunks for d in complete)
 
-        searches = [(query_text, doc_ids, allowed_chunks) for query_text in retrieval_queries(query, mode)]
+        named = cited_documents(query, allowed.values())
         if mode in COUNTERPART_MODES:
-            named = named_documents(query, allowed.values())
-            if named and len(named) < len(allowed):
-                # The counterpart's own documents, searched on their own too: they lead the brief
-                # without hiding the rest of the library.
-                searches.append((query, list(named), self._allowed_chunks(frozenset(named))))
-        scores: dict[str, float] = {}
+            named |= named_documents(query, allowed.values())
+        named_ids = sorted(named) if len(named) < len(allowed) else []
+        named_chunks = self._allowed_chunks(frozenset(named_ids)) if named_ids else None
+
+        # The whole request, over every allowed document and, fused with it, over the documents it
+        # names: they lead without hiding the rest of the library.
+        searches = [(doc_ids, allowed_chunks)] + ([(named_ids, named_chunks)] if named_ids else [])
+        whole: dict[str, float] = {}
         evidence: dict[str, dict] = {}
-        for query_text, restrict_docs, restrict_chunks in searches:
-            ranking, found = self._fused_ranking(query_text, n, restrict_docs, restrict_chunks, total_chunks)
+        vector = self.library.vectors.embeddings.embed_query(query)
+        for restrict_docs, restrict_chunks in searches:
+            ranking, found = self._fused_ranking(query, n, restrict_docs, restrict_chunks, total_chunks, vector)
             for rank, cid in enumerate(ranking, start=1):
-                scores[cid] = scores.get(cid, 0.0) + 1.0 / (self.settings.rrf_k + rank)
-                if cid not in evidence:
-                    evidence[cid] = found[cid]
-        ranked = sorted(scores, key=scores.__getitem__, reverse=True)
+                whole[cid] = whole.get(cid, 0.0) + 1.0 / (self.settings.rrf_k + rank)
+                evidence.setdefault(cid, found[cid])
+        rankings = [sorted(whole, key=whole.__getitem__, reverse=True)]
+        # Each facet of a multi-facet request on its own, within the named documents if any.
+        for facet in request_facets(query):
+            ranking, found = self._fused_ranking(
+                facet, n, named_ids or doc_ids, named_chunks or allowed_chunks, total_chunks
+            )
+            rankings.append(ranking)
+            for cid in ranking:
+                evidence.setdefault(cid, found[cid])
+        scores = self._interleave(rankings)
+        ranked = list(scores)
         rows = self.library.store.chunks_by_id(ranked)
 
         passages: list[Passage] = []
@@ -259,6 +279,16 @@ class Retriever:
             if len(passages) == k:
                 break
         return passages
+
+    def _interleave(self, rankings: list[list[str]]) -> dict[str, float]:
+        """Round robin over the rankings (the whole request's first), best first: a chunk's score is
+        the reciprocal rank of its best place, ``1 / (rrf_k + rank)``."""
+        scores: dict[str, float] = {}
+        for depth in range(max(map(len, rankings), default=0)):
+            for ranking in rankings:
+                if depth < len(ranking) and ranking[depth] not in scores:
+                    scores[ranking[depth]] = 1.0 / (self.settings.rrf_k + depth + 1)
+        return scores
 
     @staticmethod
     def _passage(row, info: DocumentInfo, score: float, dense_score, dense_rank, lexical_rank) -> Passage:

@@ -153,6 +153,18 @@ def test_out_of_scope_question_abstains_whatever_the_model_would_write(engine):
     assert answer.answer.startswith(message("not_in_library", "en"))
 
 
+def test_an_instrument_named_by_its_year_is_in_scope_when_its_passages_do_not_repeat_the_year(engine):
+    # The 2005 Convention's articles never write "2005": the anchor is met by the document's metadata.
+    question = ("Quelles mesures nationales un État partie à la Convention de 2005 peut-il adopter pour protéger la "
+                "diversité des expressions culturelles, par exemple en matière d'aide publique ou de radiodiffusion ?")
+    passages = engine.retriever.search(question, k=6)
+    assert not any("2005" in f"{p.title} {p.section} {p.text}" for p in passages)
+    answer = run(engine, AnswerRequest(question))
+    assert not answer.abstained and answer.citations
+    unknown = run(engine, AnswerRequest("What does the Charter of Luxor of 1997 require?"))
+    assert unknown.abstained and unknown.citations == []
+
+
 class TranslatingModel(ScriptedModel):
     """Answers with ``reply``; asked to translate, replies with ``translation``."""
 

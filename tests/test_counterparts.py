@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from assistant.counterparts import named_documents
+from assistant.counterparts import cited_documents, named_documents
 from assistant.types import DocumentInfo
 
 LIBRARY = [
@@ -30,3 +30,35 @@ def test_generic_or_unrelated_words_name_nobody():
     assert named_documents("Brief me on global cultural diplomacy", LIBRARY) == set()
     assert named_documents("Brief me on Namibia's heritage policy", LIBRARY) == set()
     assert named_documents("the asefetida trade", LIBRARY) == set()  # an acronym matches whole words only
+
+
+INSTRUMENTS = [
+    DocumentInfo("c1970", "c1970.md", "Convention on the Means of Prohibiting the Illicit Import of Cultural Property",
+                 publisher="UNESCO General Conference", year=1970, doc_type="convention"),
+    DocumentInfo("h1954", "h1954.md", "Convention for the Protection of Cultural Property in the Event of Armed Conflict",
+                 publisher="Intergovernmental Conference (The Hague, convened by UNESCO)", year=1954, doc_type="convention"),
+    DocumentInfo("d2001", "d2001.md", "UNESCO Universal Declaration on Cultural Diversity",
+                 publisher="UNESCO General Conference", year=2001, doc_type="declaration"),
+    DocumentInfo("asef", "asef.txt", "How Do We Navigate Cultural Diplomacy?", publisher="Asia-Europe Foundation (ASEF)",
+                 year=2024, doc_type="lab report"),
+]
+
+
+def test_instruments_cited_by_year_and_type_in_any_language():
+    assert cited_documents("What does the 1970 Convention say about export certificates?", INSTRUMENTS) == {"c1970"}
+    assert cited_documents("au titre de la Convention de 1970", INSTRUMENTS) == {"c1970"}
+    assert cited_documents("Was verlangt die Konvention von 1970?", INSTRUMENTS) == {"c1970"}
+    assert cited_documents("la Declaración Universal de 2001", INSTRUMENTS) == {"d2001"}
+    assert cited_documents("Tuyên bố năm 2001 của UNESCO", INSTRUMENTS) == {"d2001"}
+    assert cited_documents("the ASEF 2024 report and the 1970 Convention", INSTRUMENTS) == {"asef", "c1970"}
+
+
+def test_an_instrument_cited_by_a_word_of_its_name_next_to_the_year():
+    assert cited_documents("I need the Hague 1954 obligations in a nutshell", INSTRUMENTS) == {"h1954"}
+
+
+def test_a_bare_year_cites_nothing():
+    assert cited_documents("In 2024, cultural diplomacy grew in Asia", INSTRUMENTS) == set()
+    assert cited_documents("the results of its 2024 K-culture export strategy", INSTRUMENTS) == set()
+    assert cited_documents("the 1999 Convention", INSTRUMENTS) == set()  # no document of that year
+    assert cited_documents("What is cultural diversity?", INSTRUMENTS) == set()

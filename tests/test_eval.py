@@ -185,8 +185,8 @@ def test_policylab_eval_on_the_dev_set(default_index, tmp_path):
         assert 0.0 <= policylab[metric] <= 1.0, metric
     assert set(FRACTION_METRICS) <= set(report["systems"]["baseline-naive"])
     assert "citation_precision" not in report["systems"]["bm25"] and "retrieval_recall@5" in report["systems"]["bm25"]
-    # Measured 0.885 (23 of 26 gold quotes) when this test was written; the target is 0.9.
-    assert policylab["retrieval_recall@5"] >= 0.88
+    # The CI gate: recall@5 >= 0.9 and citation precision >= 0.9 (measured 0.923 and 1.0).
+    assert policylab["retrieval_recall@5"] >= 0.9
     assert policylab["citation_precision"] >= 0.9
     for question in report["questions"]:
         record = question["systems"]["policylab"]

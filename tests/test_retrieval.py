@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from assistant.retrieval import SearchFilters
@@ -9,7 +11,11 @@ from conftest import DEV_SET
 from eval.metrics import gold_ranks, load_questions, recall_at
 
 pytestmark = pytest.mark.slow
-RECALL_FLOOR = 0.88
+RECALL_FLOOR = 0.9  # the issue's target for the dev set
+VALIDATION_SET = Path(__file__).resolve().parents[1] / "eval" / "questions" / "validation.jsonl"
+# Written blind from the corpus (17 long multi-facet briefs, drafts and questions, 50 gold quotes):
+# measured 0.42 with one query per request, 0.54 with instruments cited by year and facets searched.
+VALIDATION_FLOOR = 0.5
 
 
 def test_recall_at_5_on_dev_set(default_retriever):
@@ -23,11 +29,27 @@ def test_recall_at_5_on_dev_set(default_retriever):
         all_ranks += ranks
     recall = recall_at(all_ranks, 5)
     print(f"retrieval recall@5 = {recall:.3f} over {len(all_ranks)} gold quotes")
-    # Issue target: 0.9. Measured 0.885 (23/26): three brief/draft gold quotes miss the top 5.
-    # This floor guards against regressions until retrieval for multi-facet requests improves.
+    # Measured 0.923 (24/26); 0.885 before requests were also searched facet by facet.
     assert recall >= RECALL_FLOOR, {k: v for k, v in per_question.items() if None in v}
     french = [q.id for q in questions if q.language == "fr"]
     assert any(all(r is not None for r in per_question[i]) for i in french), "no French question found its evidence"
+
+
+def test_multi_facet_requests_find_evidence_for_their_parts(default_retriever):
+    all_ranks: list[int | None] = []
+    for q in (q for q in load_questions(VALIDATION_SET) if q.answerable):
+        passages = default_retriever.search(q.question, k=5, mode=q.mode)
+        all_ranks += gold_ranks([(p.source_file, p.text) for p in passages], q.gold)
+    recall = recall_at(all_ranks, 5)
+    print(f"validation recall@5 = {recall:.3f} over {len(all_ranks)} gold quotes")
+    assert recall >= VALIDATION_FLOOR
+
+
+def test_an_instrument_cited_by_year_leads(default_retriever):
+    french = default_retriever.search("Que dit la Convention de 1972 sur la coopération internationale ?", k=5)
+    assert {p.source_file for p in french[:3]} == {"unesco-1972-world-heritage-convention.md"}
+    english = default_retriever.search("What does the 2001 Declaration say about international cooperation?", k=5)
+    assert {p.source_file for p in english[:3]} == {"unesco-2001-universal-declaration-cultural-diversity.md"}
 
 
 def test_cross_lingual_question_finds_english_passage(default_retriever):
