@@ -23,6 +23,9 @@ GENERIC_PLACES = frozenset({"global", "international", "world", "worldwide", "mu
 ACRONYM = re.compile(r"\b[A-Z]{3,}\b")
 YEAR = re.compile(r"\b(1[5-9]\d\d|20\d\d)\b")
 YEAR_CONTEXT_WORDS = 4  # how far (in words) from a year its document type may stand
+# A citation identifies a document: a year and type shared by more documents than this (a large library's
+# "2005 report") identify none, and searching within them all would cost more than it finds.
+MAX_DOCUMENTS_PER_CITATION = 3
 # Document types as users write them (accent-free, lower case), by the English word in doc_type.
 TYPE_WORDS = {
     "convention": ("convention", "konvention", "convencion", "ubereinkommen", "cong uoc"),
@@ -85,7 +88,7 @@ def cited_documents(request: str, documents: Iterable[DocumentInfo]) -> set[str]
     years = {match.group(1): match for match in YEAR.finditer(request)}
     if not years:
         return set()
-    cited = set()
+    cited: dict[str, set[str]] = {}  # year → documents it cites
     for doc in documents:
         match = years.get(str(doc.year)) if doc.year else None
         if match is None:
@@ -97,5 +100,5 @@ def cited_documents(request: str, documents: Iterable[DocumentInfo]) -> set[str]
         names = {w for w in re.findall(r"\w+", fold(f"{doc.title} {doc.publisher}")) if len(w) >= 4}
         adjacent = {fold(w) for w in before[-1:] + after[:1] if w[:1].isupper()}
         if any(re.search(rf"\b{re.escape(word)}", near) for word in _type_words(doc)) or names & adjacent:
-            cited.add(doc.doc_id)
-    return cited
+            cited.setdefault(match.group(1), set()).add(doc.doc_id)
+    return {doc_id for docs in cited.values() if len(docs) <= MAX_DOCUMENTS_PER_CITATION for doc_id in docs}

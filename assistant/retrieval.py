@@ -27,6 +27,7 @@ import threading
 from dataclasses import dataclass, field
 
 from assistant.counterparts import cited_documents, named_documents
+from assistant.embeddings import embed_queries
 from assistant.language import detect_language
 from assistant.query_plan import request_facets
 from assistant.settings import Settings
@@ -242,9 +243,10 @@ class Retriever:
         # The whole request, over every allowed document and, fused with it, over the documents it
         # names: they lead without hiding the rest of the library.
         searches = [(doc_ids, allowed_chunks)] + ([(named_ids, named_chunks)] if named_ids else [])
+        facets = request_facets(query)
+        vector, *facet_vectors = embed_queries(self.library.vectors.embeddings, [query, *facets])
         whole: dict[str, float] = {}
         evidence: dict[str, dict] = {}
-        vector = self.library.vectors.embeddings.embed_query(query)
         for restrict_docs, restrict_chunks in searches:
             ranking, found = self._fused_ranking(query, n, restrict_docs, restrict_chunks, total_chunks, vector)
             for rank, cid in enumerate(ranking, start=1):
@@ -252,9 +254,9 @@ class Retriever:
                 evidence.setdefault(cid, found[cid])
         rankings = [sorted(whole, key=whole.__getitem__, reverse=True)]
         # Each facet of a multi-facet request on its own, within the named documents if any.
-        for facet in request_facets(query):
+        for facet, facet_vector in zip(facets, facet_vectors):
             ranking, found = self._fused_ranking(
-                facet, n, named_ids or doc_ids, named_chunks or allowed_chunks, total_chunks
+                facet, n, named_ids or doc_ids, named_chunks or allowed_chunks, total_chunks, facet_vector
             )
             rankings.append(ranking)
             for cid in ranking:

@@ -62,3 +62,10 @@ def test_a_bare_year_cites_nothing():
     assert cited_documents("the results of its 2024 K-culture export strategy", INSTRUMENTS) == set()
     assert cited_documents("the 1999 Convention", INSTRUMENTS) == set()  # no document of that year
     assert cited_documents("What is cultural diversity?", INSTRUMENTS) == set()
+
+
+def test_a_citation_shared_by_many_documents_identifies_none():
+    reports = [DocumentInfo(f"r{i}", f"r{i}.pdf", f"Annual report {i}", publisher="Ministry", year=2005, doc_type="report")
+               for i in range(4)]
+    assert cited_documents("What does the 2005 report say about touring artists?", reports) == set()
+    assert cited_documents("What does the 2005 report say about touring artists?", reports[:3]) == {"r0", "r1", "r2"}
