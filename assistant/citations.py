@@ -63,6 +63,10 @@ LEXICAL_SUPPORT = 0.5      # share of the claim's content words found in the spa
 EMBEDDING_SUPPORT = 0.86   # e5 cosine (query: claim, passage: span), used across languages
 EMBEDDING_WITH_OVERLAP = 0.83  # a lower cosine suffices when some words are shared too
 MIN_OVERLAP_FOR_EMBEDDING = 0.2
+# A sentence echoes a request's instruction when it holds this share of the instruction's content words and
+# (at least) this share of its own words come from it.
+ECHO_COVERAGE = 0.8
+ECHO_CONTAINMENT = 0.9
 
 STOPWORDS = frozenset(
     """a an and are as at be been but by can could did do does for from had has have how in into is it its
@@ -218,9 +222,25 @@ def mark_unsourced(sentence: str) -> str:
     return f"{body} {UNSOURCED}{trailing}"
 
 
-def drop_prompt_echo(draft: str, templates: Sequence[str]) -> str:
+def _echoes(sentence: str, instructions: Sequence[frozenset[str]]) -> bool:
+    """An uncited ``sentence`` that restates one of the request's instructions (most of its words, little else)."""
+    if cited_numbers(sentence):
+        return False
+    words = content_words(strip_markers(sentence))
+    return len(words) >= 4 and any(
+        len(words & wanted) >= ECHO_COVERAGE * len(wanted) and len(words - wanted) <= (1 - ECHO_CONTAINMENT) * len(words)
+        for wanted in instructions
+    )
+
+
+def drop_prompt_echo(draft: str, templates: Sequence[str], request: str = "") -> str:
     """``draft`` without the lines that repeat the prompt's own instructions (``templates``) or its passage
-    headers: a model talked into printing its prompt must not pass the instructions off as part of an answer."""
+    headers: a model talked into printing its prompt must not pass the instructions off as part of an answer.
+
+    With ``request``, an uncited sentence that restates one of its instructions ("Draft a joint recommendation
+    on…") goes too: it answers nothing, and kept it would be marked as the model's own claim. A restated
+    question is left alone (an answer may rightly repeat what was asked, then cite it).
+    """
     fixed = {
         fragment.strip().lstrip("-* ").strip()
         for template in templates for line in template.splitlines()
@@ -231,7 +251,21 @@ def drop_prompt_echo(draft: str, templates: Sequence[str]) -> str:
     kept = [line for line in draft.splitlines()
             if not any(f in line for f in fixed) and not PASSAGE_HEADER.match(line.strip())
             and SAME_DOCUMENT not in line.lower()]  # a header's words copied into a bullet state nothing
-    return "\n".join(kept).strip()
+    instructions = [
+        words for sentence in split_sentences(request)
+        if not is_question(sentence) and len(words := content_words(sentence)) >= 4
+    ]
+    if instructions:
+        kept = [_without_echo(line, instructions) for line in kept]
+    return "\n".join(line for line in kept if line is not None).strip()
+
+
+def _without_echo(line: str, instructions: Sequence[frozenset[str]]) -> str | None:
+    """``line`` without its sentences that echo an instruction; None if nothing else was in it."""
+    if line.lstrip().startswith("#") or not line.strip():
+        return line
+    remaining = "".join(s for s in split_sentences(line) if not _echoes(s, instructions)).rstrip()
+    return remaining if remaining.lstrip(" -*0123456789.") else None
 
 
 def split_sentences(text: str) -> list[str]:

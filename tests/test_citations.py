@@ -152,3 +152,24 @@ def test_a_loosely_related_uncited_sentence_is_not_given_a_citation(verifier, pa
     assert citations == [] and report.added == 0 and report.uncited_sentences == 1
     text, citations, report = verifier.verify("Parties report to UNESCO every four years on their measures.", passages)
     assert report.added == 1 and [c.chunk_id for c in citations] == ["c2"]
+
+
+def test_a_restated_instruction_is_dropped_but_a_restated_question_and_cited_sentences_stay():
+    request = ("Draft a joint recommendation on fairer artist mobility between Asia and Europe, grounded in the "
+               "library. Is cultural diversity one of the roots of development?")
+    draft = ("Draft a joint recommendation on fairer artist mobility between Asia and Europe.\n"
+             "- Artists from the Global South face visa barriers [1]. Draft a recommendation on fairer artist "
+             "mobility between Asia and Europe, grounded in the library.\n"
+             "## Fairer artist mobility between Asia and Europe\n"
+             "Cultural diversity is one of the roots of development [2].\n"
+             "Cultural diversity is one of the roots of development.\n"
+             "Fairer artist mobility between Asia and Europe needs shared funding for travel and visas.")
+    kept = drop_prompt_echo(draft, [], request).splitlines()
+    assert kept == [
+        "- Artists from the Global South face visa barriers [1].",
+        "## Fairer artist mobility between Asia and Europe",  # a heading, not a statement
+        "Cultural diversity is one of the roots of development [2].",
+        "Cultural diversity is one of the roots of development.",  # restates a question: may answer it
+        "Fairer artist mobility between Asia and Europe needs shared funding for travel and visas.",  # adds words
+    ]
+    assert drop_prompt_echo(draft, []) == draft  # without the request nothing is judged an echo
