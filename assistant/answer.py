@@ -35,6 +35,7 @@ MODES = ("ask", "brief", "draft", "synthesis")
 TOP_K = {"ask": 6, "brief": 8, "draft": 8, "synthesis": 8}
 MAX_ANSWER_TOKENS = {"ask": 350, "brief": 700, "draft": 800, "synthesis": 900}
 MAX_QUESTION_CHARS = 2000
+MAX_QUERY_TRANSLATION_TOKENS = 200
 MODEL_RECHECK_S = 30.0
 MAX_PASSAGE_TOKENS = 300
 PROMPT_TITLE_CHARS = 60  # a title's distinctive words come first; the model cites by number, not by title
@@ -277,6 +278,8 @@ class AnswerEngine:
 
         query = await self._standalone_query(question, request.history, language)
         timings["rewrite_s"] = time.perf_counter() - started
+        query = await self._library_language_query(query, language, request.viewer)
+        timings["query_translation_s"] = time.perf_counter() - started - timings["rewrite_s"]
         passages = await asyncio.to_thread(
             self.retriever.search, query, TOP_K[request.mode], request.filters, request.viewer, None, request.mode
         )
@@ -326,7 +329,10 @@ class AnswerEngine:
                     timings["first_token_s"] = time.perf_counter() - started
                 chunks.append(token)
                 yield TokenEvent(token)
-            draft = drop_prompt_echo("".join(chunks), [self.prompts["rules"].template, self.prompts[request.mode].template])
+            draft = drop_prompt_echo(
+                "".join(chunks), [self.prompts["rules"].template, self.prompts[request.mode].template],
+                question if request.mode != "synthesis" else "",  # a synthesis may rightly restate a contribution
+            )
             label = ""
             timings["generation_s"] = time.perf_counter() - started - timings.get("first_token_s", 0.0)
             timings["answer_tokens"] = float(count_tokens(draft))
@@ -404,6 +410,33 @@ class AnswerEngine:
             parts.append(token)
         rewritten = " ".join("".join(parts).strip().splitlines()[:1]).strip().strip('"')
         return rewritten if len(rewritten) > 3 else question
+
+    async def _library_language_query(self, query: str, language: str, viewer: str | None) -> str:
+        """``query`` translated into the language most of the library is written in, when it differs.
+
+        The small multilingual embedder matches a French or Spanish question to English passages poorly, and
+        BM25 not at all; the chat model's translation finds them (docs/evaluation.md). The answer itself is
+        still written in the question's language. Without a model, or if the translation fails or comes back
+        in the wrong language, the query is searched as typed.
+        """
+        target = await asyncio.to_thread(self.retriever.library_language, viewer)
+        if self.model is None or not target or target == language:
+            return query
+        prompt = self.prompts["search_query"].render(rules=self._rules(language), question=query, target=language_name(target))
+        budget = min(2 * count_tokens(query) + 16, MAX_QUERY_TRANSLATION_TOKENS)
+        parts: list[str] = []
+        try:
+            async for token in self.model.stream([{"role": "user", "content": prompt}], max_tokens=budget, temperature=0.0):
+                parts.append(token)
+        except Exception as exc:  # the search goes on with the query as typed
+            log.warning("Query translation failed (%s); searching the question as typed.", exc)
+            return query
+        lines = [line.strip().strip('"') for line in "".join(parts).strip().splitlines() if line.strip()]
+        translated = lines[0] if lines else ""
+        if len(translated) < 3 or detect_language(translated, target) != target:
+            log.info("Query translation into %s not used: %r", target, translated[:80])
+            return query
+        return translated
 
     async def _translate(
         self, text: str, citations: Sequence[Citation], passages: Sequence[Passage], language: str,

@@ -20,6 +20,7 @@ REQUIRED = {
     "draft": {"rules", "passages", "question", "language"},
     "synthesis": {"rules", "passages", "question", "language", "contributions"},
     "rewrite": {"rules", "history", "question"},  # rules first: the same prompt start as answers, which the model server keeps
+    "search_query": {"rules", "question", "target"},  # rules first, as for "rewrite"
     "translate": {"text", "language"},
     "revise": {"rules", "passages", "question", "language", "section", "current", "author"},
 }

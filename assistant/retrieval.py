@@ -169,6 +169,14 @@ class Retriever:
                 )
             return chunks
 
+    def library_language(self, viewer: str | None = None) -> str:
+        """The language most of the viewer's visible passages are written in ("" for an empty library)."""
+        chunks: dict[str, int] = {}
+        for doc in self._visible_documents("" if viewer is None else viewer):
+            if doc.language:
+                chunks[doc.language] = chunks.get(doc.language, 0) + doc.chunks
+        return max(chunks, key=chunks.__getitem__, default="")
+
     def allowed_documents(self, filters: SearchFilters | None, viewer: str | None) -> dict[str, DocumentInfo]:
         docs = self._visible_documents("" if viewer is None else viewer)
         return {d.doc_id: d for d in docs if filters is None or filters.matches(d)}

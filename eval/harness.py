@@ -106,13 +106,17 @@ async def run_policylab(engine: Any, question: Question) -> SystemOutput:
     from assistant.answer import AnswerRequest
     from assistant.citations import passage_identity
 
-    ranked = await asyncio.to_thread(engine.retriever.search, question.question, RANK_DEPTH, None, None, None, question.mode)
-    ranking = [(p.source_file, p.text) for p in ranked]
+    async def rank(query: str) -> list[tuple[str, str]]:
+        ranked = await asyncio.to_thread(engine.retriever.search, query, RANK_DEPTH, None, None, None, question.mode)
+        return [(p.source_file, p.text) for p in ranked]
+
     try:
         answer = await engine.answer(AnswerRequest(question.question, mode=question.mode))
     except Exception as exc:  # one failed question is recorded; the run goes on
         log.exception("policylab failed on %s", question.id)
-        return SystemOutput(ranking=ranking, answer="", error=f"{exc.__class__.__name__}: {exc}")
+        return SystemOutput(ranking=await rank(question.question), answer="", error=f"{exc.__class__.__name__}: {exc}")
+    # ranked for the query the engine searched (the question translated into the library's language, if it was)
+    ranking = await rank(answer.query)
     chunks = {p.chunk_id: p.text for p in answer.passages}
     evidence = {c.n: Evidence(c.source_file, chunks.get(c.chunk_id, c.quote), c.quote, context=passage_identity(c))
                 for c in answer.citations}

@@ -136,6 +136,16 @@ def test_a_claim_no_passage_supports_is_marked_and_explained(engine):
     assert "†" not in cited_only.answer  # no mark, no note when every claim is sourced
 
 
+def test_a_draft_that_restates_the_request_loses_the_echo_not_its_claims(engine):
+    question = "Draft a joint recommendation on how Parties should integrate culture in their development policies."
+    passages = engine.retriever.search(question, k=8, mode="draft")
+    sentence = next(s.strip() for s in passages[0].text.split(".") if len(s.split()) > 8)
+    reply = f"Draft a joint recommendation on how Parties should integrate culture in development policies.\n- {sentence} [1]."
+    answer = run(model_engine(engine, reply), AnswerRequest(question, mode="draft"))
+    assert "Draft a joint recommendation" not in answer.answer and "†" not in answer.answer
+    assert answer.verification.uncited_sentences == 0 and len(answer.citations) == 1
+
+
 def test_sentinel_after_a_cited_answer_is_dropped_not_taken_as_abstention(engine):
     question = "What does the 2005 Convention say about cultural policies?"
     passages = engine.retriever.search(question, k=6)
@@ -294,3 +304,41 @@ def test_primed_start_and_follow_up_rewrite_share_the_answer_prompts_start(engin
     assert answer.startswith(primed) and primed.endswith("Passages:")
     rules = primed.split("Task:")[0]
     assert len(rules) > 200 and rewrite.startswith(rules)
+
+
+class QueryTranslatingModel(CpuModel):
+    """Asked to translate a request for the search, replies with ``search_query``; otherwise with ``reply``."""
+
+    def __init__(self, reply: str, search_query: str) -> None:
+        super().__init__(reply)
+        self.search_query = search_query
+
+    async def stream(self, messages, max_tokens: int, temperature: float = 0.0):
+        prompt = messages[-1]["content"]
+        if "so that it can be searched in a library" in prompt:
+            self.prompts.append(prompt)
+            yield self.search_query
+            return
+        async for piece in super().stream(messages, max_tokens, temperature):
+            yield piece
+
+
+def test_a_question_in_another_language_is_searched_in_the_librarys_language(engine):
+    question = "Según la Convención de 1970, ¿qué deben anotar los anticuarios sobre las piezas que venden?"
+    english = "According to the 1970 Convention, what must antique dealers record about the items they sell?"
+    assert engine.retriever.library_language() == "en"
+    model = QueryTranslatingModel("Los anticuarios llevan un registro [1].", english)
+    answer = run(AnswerEngine(engine.settings, engine.retriever, model=model), AnswerRequest(question))
+    translation_prompt, answer_prompt = model.prompts[:2]
+    assert question in translation_prompt and "into English" in translation_prompt
+    assert translation_prompt.split("Task:")[0] == answer_prompt.split("Task:")[0]  # the cached prompt start is shared
+    assert answer.query == english and answer.language == "es"
+    assert [p.chunk_id for p in answer.passages] == [p.chunk_id for p in engine.retriever.search(english, k=6)]
+    # a reply that is no translation (wrong language) is not searched: the question is, as typed
+    unusable = QueryTranslatingModel("Los anticuarios llevan un registro [1].", "Los anticuarios deben llevar un registro.")
+    kept = run(AnswerEngine(engine.settings, engine.retriever, model=unusable), AnswerRequest(question))
+    assert kept.query == question
+    # an English question costs no translation
+    plain = QueryTranslatingModel("Dealers keep a register [1].", "unused")
+    run(AnswerEngine(engine.settings, engine.retriever, model=plain), AnswerRequest(english))
+    assert not any("so that it can be searched" in p for p in plain.prompts)

@@ -92,6 +92,15 @@ def test_french_question_is_answered_in_french(dev_answers):
     assert detect_language(re.sub(r"\[\d+\]|^\*.*\*$", "", french.answer, flags=re.MULTILINE)) == "fr", french.answer
 
 
+def test_french_questions_are_searched_in_english_translated_by_the_real_model(dev_answers):
+    questions = {q.id: q for q in load_questions(DEV_SET)}
+    for qid in ("dev-07", "dev-16"):
+        answer = dev_answers[qid]
+        assert answer.query != questions[qid].question and detect_language(answer.query) == "en", answer.query
+        assert answer.timings["query_translation_s"] > 0
+    assert dev_answers["dev-01"].query == questions["dev-01"].question  # English: searched as typed
+
+
 def test_brief_and_draft_sections_with_real_model(llm_engine):
     brief = ask(llm_engine, "Brief me before a meeting with Vietnamese counterparts on cultural cooperation", "brief")
     assert_verbatim(llm_engine, brief)
