@@ -26,6 +26,8 @@ import re
 import threading
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from assistant.counterparts import cited_documents, named_documents
 from assistant.embeddings import embed_queries
 from assistant.language import detect_language
@@ -193,13 +195,34 @@ class Retriever:
         """
         vectors = self.library.vectors
         if doc_ids is None or allowed_chunks is None:
-            return vectors.query(vector, n, doc_ids)
+            return self._with_best_sentences(vector, vectors.query(vector, n, doc_ids))
         if total_chunks and len(allowed_chunks) >= DENSE_POSTFILTER_SHARE * total_chunks:
             wide = min(total_chunks, math.ceil(2 * n * total_chunks / len(allowed_chunks)))
             hits = [hit for hit in vectors.query(vector, wide) if hit[0] in allowed_chunks]
             if len(hits) >= n:
-                return hits[:n]
-        return vectors.query(vector, n, doc_ids)
+                return self._with_best_sentences(vector, hits[:n])
+        return self._with_best_sentences(vector, vectors.query(vector, n, doc_ids))
+
+    def _with_best_sentences(self, vector: list[float], hits: list[tuple[str, float]]) -> list[tuple[str, float]]:
+        """``hits`` re-ranked by ``(1 - w) * passage similarity + w * its best sentence's`` (``w``: the
+        ``sentence_weight`` setting); each keeps its passage similarity as score, on which abstention is calibrated.
+
+        A passage's vector averages all it says, so one that answers in a single sentence among many
+        others (a preamble's twenty "Recognizing…" clauses) ranks low; its best sentence does not.
+        Passages stored without sentence vectors (a single sentence) count their own similarity twice.
+        """
+        weight = self.settings.sentence_weight
+        if not hits or weight <= 0:
+            return hits
+        query = np.asarray(vector, dtype=np.float32)
+        query /= max(float(np.linalg.norm(query)), 1e-12)
+        sentences = self.library.store.sentence_vectors([cid for cid, _ in hits], len(query))
+        combined = {}
+        for cid, similarity in hits:
+            matrix = sentences.get(cid)
+            best = float((matrix.astype(np.float32) @ query).max()) if matrix is not None and len(matrix) else similarity
+            combined[cid] = (1 - weight) * similarity + weight * best
+        return sorted(hits, key=lambda hit: combined[hit[0]], reverse=True)
 
     def _fused_ranking(
         self, query: str, vector: list[float], n: int, doc_ids: list[str] | None,

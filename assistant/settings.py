@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     top_k: int = Field(5, description="Passages returned by default.")
     candidates: int = Field(40, description="Candidates taken from each of the dense and lexical retrievers before fusion.")
     rrf_k: int = Field(10, description="Reciprocal-rank-fusion constant.")
+    sentence_weight: float = Field(
+        0.3, ge=0.0, le=1.0,
+        description="Share of a passage's dense score given to its best-matching sentence (the rest: the whole passage).",
+    )
 
     # Chat model
     llm_backend: Literal["auto", "openai", "local", "extractive"] = Field(

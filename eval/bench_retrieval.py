@@ -13,7 +13,9 @@ Synthetic data, so that 100k chunks can be built in minutes:
   the library, as a real one does); headings drawn from the corpus' heading paths;
 * vectors: precomputed, never embedded with the model: each is a mix of two of a few hundred
   *real* e5 embeddings of corpus passages plus Gaussian noise, normalised (``--vectors
-  random`` uses uniform random unit vectors instead, the hardest case for HNSW).
+  random`` uses uniform random unit vectors instead, the hardest case for HNSW); each passage
+  also gets ``SENTENCES_PER_CHUNK`` sentence vectors (its vector plus noise) in SQLite, which
+  hybrid search reads for its dense candidates, as ingest stores them.
 
 Queries are real-language: the dev-set questions (``eval/questions/dev.jsonl``) and
 rephrasings of them. Latency is measured per query for (a) hybrid ``Retriever.search(k=5)``,
@@ -46,6 +48,7 @@ import numpy as np
 from eval.bench_ingest import REPO, RssSampler, machine_info, now_iso, ru_maxrss_mb, write_json
 
 DIM = 384
+SENTENCES_PER_CHUNK = 4  # the default library's multi-sentence passages have 4.5 on average
 STOPWORDS = set(
     "a an and are as at be by can could did do does for from has have how in into is it its of on or so "
     "such that the their them there these they this to was were what when where which who why will with "
@@ -168,6 +171,13 @@ def build_library(
         for start in range(0, len(pending_chunks), batch):
             library.vectors.upsert(pending_chunks[start : start + batch], vectors[start : start + batch].tolist())
         timings["chroma_upsert_s"] += time.perf_counter() - t
+        # sentence vectors, as ingest stores them (~4 per passage): the passage's vector plus noise
+        t = time.perf_counter()
+        sentences = {}
+        for chunk, vector in zip(pending_chunks, vectors):
+            sentences[chunk.chunk_id] = vector + rng.standard_normal((SENTENCES_PER_CHUNK, DIM), dtype=np.float32) * 0.03
+        library.store.save_sentence_vectors(sentences)
+        timings["sqlite_s"] += time.perf_counter() - t
         t = time.perf_counter()
         for doc_id in pending_docs:
             library.store.mark_complete(doc_id)

@@ -23,7 +23,9 @@ ANY_COMMA = re.compile(r"(?<=[,;:])\s+")
 PLAIN_HEADING_MAX_WORDS = 10
 PLAIN_HEADING_LEVEL = 7  # below any Markdown heading
 SECTION_SEPARATOR = " › "
-CHUNKER_VERSION = 2  # bump when the same text would be cut differently, so libraries are re-chunked
+CHUNKER_VERSION = 3  # bump when the same text would be cut or embedded differently, so libraries are re-indexed
+SENTENCE_SPLIT = re.compile(r"(?<=[.!?;:])\s+|\n+")
+MIN_SENTENCE_WORDS = 8  # shorter pieces (list items, headings) join the next one
 
 
 def chunking_signature(chunk_tokens: int, overlap: int) -> str:
@@ -190,3 +192,24 @@ def chunk_document(
                 )
             )
     return chunks
+
+
+def sentence_units(text: str) -> list[str]:
+    """A chunk's sentences (and clauses ended by ";" or ":", and lines), each of at least MIN_SENTENCE_WORDS
+    words: a short piece joins the next, a short tail the last. Embedded on their own, they let a passage be
+    found by its best sentence, not only by the average of all it says (a preamble of twenty "Recognizing…")."""
+    units: list[str] = []
+    pending = ""
+    for piece in (p.strip() for p in SENTENCE_SPLIT.split(text)):
+        if not piece:
+            continue
+        pending = f"{pending} {piece}".strip()
+        if len(pending.split()) >= MIN_SENTENCE_WORDS:
+            units.append(pending)
+            pending = ""
+    if pending:
+        if units:
+            units[-1] = f"{units[-1]} {pending}"
+        else:
+            units.append(pending)
+    return units

@@ -5,9 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+import numpy as np
+
 from assistant.embeddings import make_embeddings
 from assistant.settings import Settings
 from assistant.types import DocumentInfo
+from ingest.chunk import sentence_units
 from ingest.lexical import LexicalIndex, fingerprint
 from ingest.store import LibraryStore
 from ingest.types import Chunk, Page
@@ -62,8 +65,17 @@ class Library:
             batch = max(1, self.settings.embedding_batch)
             for start in range(0, len(chunks), batch):
                 part = chunks[start : start + batch]
-                vectors = self.vectors.embeddings.embed_documents([embed_text(c.section, c.text) for c in part])
-                self.vectors.upsert(part, vectors)
+                # a chunk of several sentences also gets one vector per sentence (see Retriever._dense)
+                sentences = {c.chunk_id: units for c in part if len(units := sentence_units(c.text)) > 1}
+                texts = [embed_text(c.section, c.text) for c in part] + [u for units in sentences.values() for u in units]
+                vectors = self.vectors.embeddings.embed_documents(texts)
+                self.vectors.upsert(part, vectors[: len(part)])
+                offset = len(part)
+                per_chunk = {}
+                for chunk_id, units in sentences.items():
+                    per_chunk[chunk_id] = np.array(vectors[offset : offset + len(units)], dtype=np.float32)
+                    offset += len(units)
+                self.store.save_sentence_vectors(per_chunk)
                 if progress:
                     progress("chunks", start + len(part), len(chunks))
             self._stamp_vector_write()

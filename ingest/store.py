@@ -14,6 +14,8 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
+
 from assistant.types import DocumentInfo
 from ingest.types import Chunk, Page
 
@@ -50,6 +52,10 @@ CREATE TABLE IF NOT EXISTS chunks (
     text TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
+CREATE TABLE IF NOT EXISTS sentence_vectors (
+    chunk_id TEXT PRIMARY KEY REFERENCES chunks(chunk_id) ON DELETE CASCADE,
+    vectors BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
@@ -206,6 +212,26 @@ class LibraryStore:
             ids,
         ).fetchall()
         return {r["chunk_id"]: r for r in rows}
+
+    def save_sentence_vectors(self, vectors: dict[str, np.ndarray]) -> None:
+        """Store each chunk's sentence vectors (a sentences × dimensions matrix, kept as unit-length float16)."""
+        rows = []
+        for chunk_id, matrix in vectors.items():
+            matrix = np.asarray(matrix, dtype=np.float32)
+            matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+            rows.append((chunk_id, matrix.astype(np.float16).tobytes()))
+        with self._conn:
+            self._conn.executemany("INSERT OR REPLACE INTO sentence_vectors(chunk_id, vectors) VALUES (?,?)", rows)
+
+    def sentence_vectors(self, chunk_ids: Iterable[str], dimensions: int) -> dict[str, np.ndarray]:
+        """The stored sentence vectors of ``chunk_ids`` (chunks stored without any are absent)."""
+        ids = list(chunk_ids)
+        if not ids:
+            return {}
+        rows = self._conn.execute(
+            f"SELECT chunk_id, vectors FROM sentence_vectors WHERE chunk_id IN ({','.join('?' * len(ids))})", ids
+        ).fetchall()
+        return {r[0]: np.frombuffer(r[1], dtype=np.float16).reshape(-1, dimensions) for r in rows}
 
     def counts(self) -> tuple[int, int]:
         """(complete documents, their chunks)."""

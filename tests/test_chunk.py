@@ -50,3 +50,19 @@ def test_locations_of_the_asef_report_never_show_captions_name_rows_or_logo_line
     shown = {short_section(c.section, "") for c in chunks}
     assert not any("\t" in s or "Image:" in s or "OF DENMARK" in s for s in shown)
     assert "4. Build Capacity and Networks" in {s.rsplit(" › ", 1)[-1] for s in shown}  # real headings remain
+
+
+def test_sentence_units_join_short_pieces_and_split_clauses_and_lines():
+    from ingest.chunk import MIN_SENTENCE_WORDS, sentence_units
+
+    text = ("Considering that cultural heritage is threatened by new causes of damage and decay;\n"
+            "Noting its importance. For everyone.\n"
+            "- a list item of a few words\n"
+            "Recognizing that the protection of this heritage at the national level often remains incomplete. End.")
+    units = sentence_units(text)
+    assert units[0] == "Considering that cultural heritage is threatened by new causes of damage and decay;"
+    assert units[1] == "Noting its importance. For everyone. - a list item of a few words"  # short pieces joined
+    assert units[-1].endswith("remains incomplete. End.")  # a short tail joins the last sentence
+    assert all(len(u.split()) >= MIN_SENTENCE_WORDS for u in units)
+    assert " ".join(units).split() == text.split()  # nothing lost, nothing added
+    assert sentence_units("Too short.") == ["Too short."]

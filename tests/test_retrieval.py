@@ -102,3 +102,55 @@ def test_filter_parsing_errors_are_clear():
         SearchFilters.parse(["colour=red"])
     with pytest.raises(ValueError, match="2020:2026"):
         SearchFilters.parse(None, "last year")
+
+
+BURIED = "Artists from the Global South need fast visa procedures to tour European festivals."
+LONG_PASSAGE = " ".join([
+    "The archive committee met on Tuesday to review the storage budget for the coming year.",
+    "Its members approved new shelving for the periodicals reading room on the second floor.",
+    "The catalogue of maps will be digitised in three phases by an external contractor.",
+    BURIED,
+    "Cleaning of the ventilation system is planned for the summer closing weeks of August.",
+    "The committee will publish its minutes in the staff newsletter before the next meeting.",
+    "New lockers for visiting researchers will be installed next to the cloakroom in spring.",
+    "The library's opening hours stay unchanged during the public holidays of the winter.",
+    "A fire drill for all staff is scheduled for the first Monday of October at ten o'clock.",
+])
+BROAD_PASSAGE = ("Touring artists and festivals across Europe depend on mobility programmes, funding and partnerships "
+                 "between cultural institutions. Mobility schemes help performers travel.")
+
+
+def test_a_passage_is_found_by_its_best_sentence_not_only_its_average(tmp_path):
+    from assistant.retrieval import Retriever
+    from conftest import make_settings
+    from ingest.chunk import sentence_units
+    from ingest.pipeline import ingest_paths
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "minutes.md").write_text(f"# Committee minutes\n\n{LONG_PASSAGE}\n", encoding="utf-8")
+    (folder / "cooperation.md").write_text(f"# Cooperation\n\n{BROAD_PASSAGE}\n", encoding="utf-8")
+    settings = make_settings(tmp_path / "data")
+    assert not [r for r in ingest_paths([folder], settings) if r.failed]
+    retriever = Retriever(settings)
+    store = retriever.library.store
+    rows = store.chunk_rows()
+    long_chunk = next(r for r in rows if BURIED in r["text"])
+    stored = store.sentence_vectors([r["chunk_id"] for r in rows], 384)
+    assert stored[long_chunk["chunk_id"]].shape == (len(sentence_units(long_chunk["text"])), 384) == (9, 384)
+
+    query = "visa procedures so that artists from the Global South can tour festivals in Europe"
+    vector = retriever.library.vectors.embeddings.embed_query(query)
+    sentence_best = float((stored[long_chunk["chunk_id"]].astype("float32") @ vector).max())
+    raw = retriever.library.vectors.query(vector, 10)
+    assert raw[0][0] != long_chunk["chunk_id"]  # on the passages' own vectors the broad passage leads
+    hits = dict(raw)
+    assert sentence_best > hits[long_chunk["chunk_id"]] + 0.03  # the sentence matches better than the passage's average
+    by_sentence = Retriever(settings.model_copy(update={"sentence_weight": 1.0}))
+    ranked = by_sentence._dense(vector, 10, None, None, 0)
+    assert ranked[0][0] == long_chunk["chunk_id"]
+    assert ranked[0][1] == pytest.approx(hits[long_chunk["chunk_id"]])  # the score stays the passage's similarity
+
+    # removing the document removes its sentence vectors with its chunks
+    retriever.library.remove("minutes.md")
+    assert not store.sentence_vectors([long_chunk["chunk_id"]], 384)
