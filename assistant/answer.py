@@ -18,6 +18,7 @@ from typing import Any
 from assistant.citations import (
     MARKER, SAME_DOCUMENT, UNSOURCED, Citation, CitationVerifier, VerificationReport, cited_numbers, drop_prompt_echo, strip_markers,
 )
+from assistant.counterparts import instrument_citations, missing_instruments
 from assistant.excerpts import passage_excerpts
 from assistant.extractive import extractive_answer
 from assistant.language import detect_language, language_name
@@ -299,7 +300,7 @@ class AnswerEngine:
                 verification=report, passages=passages, model_fallback=fell_back and not abstained,
             ))
 
-        if self._out_of_scope(query, passages, request.mode):
+        if self._out_of_scope(query, passages, request.mode) or self._cites_missing_instruments(question, query, passages, request):
             yield finish(self._abstention(language, passages), [], True, VerificationReport())
             return
 
@@ -464,6 +465,19 @@ class AnswerEngine:
             log.info("Translation into %s not used: %s", language, "no verified citation" if not verified[1] else "wrong language")
             return None
         return verified
+
+    def _cites_missing_instruments(
+        self, question: str, query: str, passages: Sequence[Passage], request: AnswerRequest
+    ) -> bool:
+        """The request cites instruments by year ("the 1995 UNIDROIT Convention") and the library holds none of
+        them: passages on the same theme from other instruments would answer a question that was not asked.
+        The question as typed is read first, then the search query (a follow-up's rewrite, a translation)."""
+        text = next((t for t in (question, query) if instrument_citations(t)), "")
+        if not text:
+            return False
+        documents = self.retriever.allowed_documents(request.filters, request.viewer).values()
+        evidence = " ".join(f"{p.title} {p.section} {p.text}" for p in passages).lower()
+        return len(missing_instruments(text, documents, evidence)) == len(instrument_citations(text))
 
     def _out_of_scope(self, question: str, passages: Sequence[Passage], mode: str) -> bool:
         if not passages:

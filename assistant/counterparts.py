@@ -102,3 +102,45 @@ def cited_documents(request: str, documents: Iterable[DocumentInfo]) -> set[str]
         if any(re.search(rf"\b{re.escape(word)}", near) for word in _type_words(doc)) or names & adjacent:
             cited.setdefault(match.group(1), set()).add(doc.doc_id)
     return {doc_id for docs in cited.values() if len(docs) <= MAX_DOCUMENTS_PER_CITATION for doc_id in docs}
+
+
+NAME_CONTEXT_WORDS = 2  # how far from a cited year its instrument's name words stand ("the 1995 UNIDROIT Convention")
+FUNCTION_WORDS = frozenset(fold(w) for w in (
+    "the of on for and a an its de la le les du des von der die das del el los las y et und năm của về"
+).split())
+
+
+def instrument_citations(request: str) -> list[tuple[str, frozenset[str]]]:
+    """The instruments a request cites by year and type ("the 1995 UNIDROIT Convention", "Charter of Luxor of
+    1997", "la Convention de 1970"): (year, the capitalised name words next to it), one per citation."""
+    citations = []
+    all_types = {word for words in TYPE_WORDS.values() for word in words}
+    for match in YEAR.finditer(request):
+        before = re.findall(r"\w+", request[: match.start()])[-YEAR_CONTEXT_WORDS:]
+        after = re.findall(r"\w+", request[match.end():])[:YEAR_CONTEXT_WORDS]
+        near = fold(" ".join(before + after))
+        if not any(re.search(rf"\b{re.escape(word)}", near) for word in all_types):
+            continue
+        first_word = re.findall(r"\w+", request)[:1]
+        names = frozenset(
+            word for word in before[-NAME_CONTEXT_WORDS:] + after[:NAME_CONTEXT_WORDS]
+            if word[:1].isupper() and not YEAR.fullmatch(word) and word not in first_word
+            and not any(fold(word).startswith(t) for t in all_types) and fold(word) not in FUNCTION_WORDS
+        )
+        citations.append((match.group(1), names))
+    return citations
+
+
+def missing_instruments(request: str, documents: Iterable[DocumentInfo], evidence: str) -> list[str]:
+    """The years of the instruments the request cites that the library does not hold: no document of that year,
+    and ``evidence`` (the retrieved passages' text, lower case) does not mention the instrument either — its
+    name words if it has any ("UNIDROIT"), else its year."""
+    years = {str(doc.year) for doc in documents if doc.year}
+    missing = []
+    for year, names in instrument_citations(request):
+        if year in years:
+            continue
+        mentioned = all(name.lower() in evidence for name in names) if names else year in evidence
+        if not mentioned:
+            missing.append(year)
+    return missing

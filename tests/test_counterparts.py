@@ -69,3 +69,20 @@ def test_a_citation_shared_by_many_documents_identifies_none():
                for i in range(4)]
     assert cited_documents("What does the 2005 report say about touring artists?", reports) == set()
     assert cited_documents("What does the 2005 report say about touring artists?", reports[:3]) == {"r0", "r1", "r2"}
+
+
+def test_instruments_cited_by_year_that_the_library_does_not_hold():
+    from assistant.counterparts import instrument_citations, missing_instruments
+
+    library = [DocumentInfo("c1970", "c1970.md", "Convention on illicit traffic", year=1970, doc_type="convention")]
+    evidence = "the world commission on culture and development our creative diversity, 1995"
+    assert instrument_citations("What does the 1995 UNIDROIT Convention set?") == [("1995", frozenset({"UNIDROIT"}))]
+    assert instrument_citations("Que prévoit la Convention UNIDROIT de 1995 ?") == [("1995", frozenset({"UNIDROIT"}))]
+    assert instrument_citations("In 1995, what did museums do?") == []  # a bare year cites nothing
+    assert missing_instruments("What does the 1995 UNIDROIT Convention set?", library, evidence) == ["1995"]
+    assert missing_instruments("What does the 1970 Convention require?", library, evidence) == []  # held
+    # a cited instrument the library's passages mention by name is not missing, nor one whose year they mention
+    assert missing_instruments("What did the 2022 MONDIACULT Declaration add?", library, "the mondiacult 2022 declaration") == []
+    assert missing_instruments("What does the 1995 Recommendation say?", library, evidence) == []
+    both = "Compare the 1970 Convention with the 1995 UNIDROIT Convention."
+    assert missing_instruments(both, library, evidence) == ["1995"] and len(instrument_citations(both)) == 2
