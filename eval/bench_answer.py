@@ -4,7 +4,8 @@
     .venv/bin/python -m eval.bench_answer --backend local --modes synthesis --resynthesis
 
 Runs ``AnswerEngine.stream`` exactly as the app and ``policylab ask`` do, on the configured library
-(build it first with ``make index``), for each mode: ask, brief, draft and synthesis (the room's mode,
+(build it first with ``make index``), for each mode: ask, ask-xl (ask in French, Spanish, German: with a
+model the question is first translated for the search), brief, draft and synthesis (the room's mode,
 with four attributed contributions). Each mode runs ``--runs`` times, each run on another request of
 that mode (so the model server's prefix cache holds the shared instructions, never the whole
 prompt); the table shows medians. The first run of a mode also reads that mode's instructions. Memory is the peak resident size of this process plus the local model server, if any.
@@ -41,6 +42,12 @@ REQUESTS = {
         "What does the 2005 Convention say about the sovereign right of States to adopt cultural policies?",
         "What obligations does the 1954 Convention place on States during armed conflict?",
         "How does the 2003 Convention define intangible cultural heritage?",
+    ],
+    # questions in another language than the library's: with a model, searched translated (query_translation_s)
+    "ask-xl": [
+        "Que dit la Convention de 2005 sur le droit souverain des États d'adopter des politiques culturelles ?",
+        "¿Qué obligaciones impone la Convención de 1954 a los Estados durante un conflicto armado?",
+        "Wie definiert das Übereinkommen von 2003 das immaterielle Kulturerbe?",
     ],
     "brief": [
         "Brief me before a meeting with Vietnamese counterparts on cultural cooperation",
@@ -110,7 +117,7 @@ async def _one(engine: AnswerEngine, mode: str, index: int, contributions: list[
     question = REQUESTS[mode][index % len(REQUESTS[mode])]
     if contributions is None:
         contributions = CONTRIBUTIONS if mode == "synthesis" else []
-    request = AnswerRequest(question, mode=mode, contributions=contributions)
+    request = AnswerRequest(question, mode=mode.split("-")[0], contributions=contributions)
     procs = [psutil.Process(), *_model_processes(engine)]
     before = _busy_cpu_seconds(procs)
     started = time.perf_counter()
