@@ -420,8 +420,10 @@ class AnswerEngine:
         still written in the question's language. Without a model, or if the translation fails or comes back
         in the wrong language, the query is searched as typed.
         """
+        if self.model is None or not self.settings.translate_queries:
+            return query
         target = await asyncio.to_thread(self.retriever.library_language, viewer)
-        if self.model is None or not target or target == language:
+        if not target or target == language:
             return query
         prompt = self.prompts["search_query"].render(rules=self._rules(language), question=query, target=language_name(target))
         budget = min(2 * count_tokens(query) + 16, MAX_QUERY_TRANSLATION_TOKENS)

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     top_k: int = Field(5, description="Passages returned by default.")
     candidates: int = Field(40, description="Candidates taken from each of the dense and lexical retrievers before fusion.")
     rrf_k: int = Field(10, description="Reciprocal-rank-fusion constant.")
+    translate_queries: bool = Field(
+        True, description="With a chat model, search a question asked in another language than most of the library translated into the library's language (better sources; ~2.5-4 s more to the first token on a 2-core CPU).",
+    )
     sentence_weight: float = Field(
         0.3, ge=0.0, le=1.0,
         description="Share of a passage's dense score given to its best-matching sentence (the rest: the whole passage).",

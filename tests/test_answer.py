@@ -350,6 +350,10 @@ def test_a_question_in_another_language_is_searched_in_the_librarys_language(eng
     unusable = QueryTranslatingModel("Los anticuarios llevan un registro [1].", "Los anticuarios deben llevar un registro.")
     kept = run(AnswerEngine(engine.settings, engine.retriever, model=unusable), AnswerRequest(question))
     assert kept.query == question
+    # switched off, the question is searched as typed
+    off = QueryTranslatingModel("Los anticuarios llevan un registro [1].", english)
+    settings = engine.settings.model_copy(update={"translate_queries": False})
+    assert run(AnswerEngine(settings, engine.retriever, model=off), AnswerRequest(question)).query == question
     # an English question costs no translation
     plain = QueryTranslatingModel("Dealers keep a register [1].", "unused")
     run(AnswerEngine(engine.settings, engine.retriever, model=plain), AnswerRequest(english))
