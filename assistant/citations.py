@@ -47,6 +47,8 @@ SAME_DOCUMENT = "same document as"  # the prompt's header for a passage whose do
 # The header the prompt puts above each passage ("[3] Title (2005), Article 5:", "[4] Title (2005):"), echoed
 # back by a model; a line with SAME_DOCUMENT ("[5] same document as [3], Article 9:") is dropped whole.
 PASSAGE_HEADER = re.compile(r"^\[\d+\]\s.{0,120}\((?:\d{4}|n\.d\.)\)(?:,\s.{0,80})?:$")
+# The same header copied without its number ("Title… (2001), Annex II — Main lines:"): a source line, not a statement.
+BARE_HEADER = re.compile(r"^[^.!?\[\]]{8,160}\((?:\d{4}|n\.d\.)\)(?:,\s[^.!?\[\]]{0,120})?:?$")
 # A line of a document that gives orders to an AI assistant (a planted prompt injection) is not evidence:
 # it could only "support" a claim by telling the model to make it. Its sentences are never quoted or cited.
 INSTRUCTION = re.compile(
@@ -250,6 +252,7 @@ def drop_prompt_echo(draft: str, templates: Sequence[str], request: str = "") ->
     }
     kept = [line for line in draft.splitlines()
             if not any(f in line for f in fixed) and not PASSAGE_HEADER.match(line.strip())
+            and not BARE_HEADER.match(line.strip().lstrip("-*• ").strip("*_ "))
             and SAME_DOCUMENT not in line.lower()]  # a header's words copied into a bullet state nothing
     instructions = [
         words for sentence in split_sentences(request)

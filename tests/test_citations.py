@@ -134,6 +134,8 @@ def test_prompt_echo_is_dropped_but_the_requested_headings_stay():
              "[4] How Do We Navigate Cultural Diplomacy? (2024):\n"
              "[5] same document as [3], Principles for cultural diplomacy:\n"
              "- same document as, When culture becomes the national language [4][5]\n"
+             "UNESCO Universal Declaration on Cultural Diversity (2001), Annex II — Main lines of an action plan:\n"
+             "- How evolving cultural diplomacy efforts foster long-term… (2025)\n"
              "## Their stated principles and priorities\n- Culture is a pillar of diplomacy [1].")
     assert drop_prompt_echo(draft, [template]) == "## Their stated principles and priorities\n- Culture is a pillar of diplomacy [1]."
 
