@@ -160,6 +160,7 @@ def build_library(
     batch = max(1, min(batch, max_batch))
     pending_chunks: list = []
     pending_docs: list[str] = []
+    sentence_rng = np.random.default_rng(1)  # its own stream: the library's texts, years and vectors stay as before
     docs = math.ceil(size / per_doc)
     made = 0
 
@@ -175,7 +176,8 @@ def build_library(
         t = time.perf_counter()
         sentences = {}
         for chunk, vector in zip(pending_chunks, vectors):
-            sentences[chunk.chunk_id] = vector + rng.standard_normal((SENTENCES_PER_CHUNK, DIM), dtype=np.float32) * 0.03
+            noise = sentence_rng.standard_normal((SENTENCES_PER_CHUNK, DIM), dtype=np.float32) * 0.03
+            sentences[chunk.chunk_id] = vector + noise
         library.store.save_sentence_vectors(sentences)
         timings["sqlite_s"] += time.perf_counter() - t
         t = time.perf_counter()

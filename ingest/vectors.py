@@ -163,6 +163,13 @@ class VectorIndex:
     def ids_for_doc(self, doc_id: str) -> list[str]:
         return self._guard("list vectors", lambda: self._current.get(where={"doc_id": doc_id}, include=[])["ids"])
 
+    def vectors(self, chunk_ids: Sequence[str]) -> dict[str, list[float]]:
+        """The stored vectors of ``chunk_ids`` (ids not in the collection are absent)."""
+        if not chunk_ids:
+            return {}
+        result = self._guard("read vectors", lambda: self._current.get(ids=list(chunk_ids), include=["embeddings"]))
+        return dict(zip(result["ids"], result["embeddings"]))
+
     def query(self, vector: Sequence[float], n: int, doc_ids: Sequence[str] | None = None) -> list[tuple[str, float]]:
         """(chunk id, cosine similarity) of the ``n`` nearest chunks, limited to ``doc_ids`` if given."""
         where = None

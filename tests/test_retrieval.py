@@ -154,3 +154,15 @@ def test_a_passage_is_found_by_its_best_sentence_not_only_its_average(tmp_path):
     # removing the document removes its sentence vectors with its chunks
     retriever.library.remove("minutes.md")
     assert not store.sentence_vectors([long_chunk["chunk_id"]], 384)
+
+
+def test_a_few_allowed_documents_are_searched_exactly_as_chroma_would(default_retriever):
+    docs = [d for d in default_retriever.allowed_documents(None, None).values() if d.year in (1970, 2003)]
+    doc_ids = [d.doc_id for d in docs]
+    chunks = default_retriever._allowed_chunks(frozenset(doc_ids))
+    vector = default_retriever.library.vectors.embeddings.embed_query("return of stolen cultural property")
+    exact = default_retriever._exact(vector, 10, chunks)
+    through_chroma = default_retriever.library.vectors.query(vector, 10, doc_ids)
+    assert [cid for cid, _ in exact] == [cid for cid, _ in through_chroma]
+    assert [s for _, s in exact] == pytest.approx([s for _, s in through_chroma], abs=1e-4)
+    assert default_retriever._exact(vector, 10, chunks) == exact  # cached vectors, same answer
