@@ -176,8 +176,8 @@ def build_library(
         t = time.perf_counter()
         sentences = {}
         for chunk, vector in zip(pending_chunks, vectors):
-            noise = sentence_rng.standard_normal((SENTENCES_PER_CHUNK, DIM), dtype=np.float32) * 0.03
-            sentences[chunk.chunk_id] = vector + noise
+            jitter = sentence_rng.standard_normal((SENTENCES_PER_CHUNK, DIM), dtype=np.float32) * 0.03
+            sentences[chunk.chunk_id] = vector + jitter
         library.store.save_sentence_vectors(sentences)
         timings["sqlite_s"] += time.perf_counter() - t
         t = time.perf_counter()
