@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 8000
 export POLICYLAB_DATA_DIR ?= data
 
-.PHONY: run test setup index system-deps bench eval eval-validation clean llm llm-runtime model test-models bench-llm load-test reliability
+.PHONY: run test setup index system-deps bench eval eval-validation eval-holdout clean llm llm-runtime model test-models bench-llm load-test reliability
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -99,6 +99,10 @@ eval: setup
 # The same on our own validation set (long multi-facet briefs and drafts written blind from the corpus) → reports/validation/.
 eval-validation: setup
 	$(POLICYLAB) eval --questions eval/questions/validation.jsonl --corpus knowledge --compare baseline --out reports/validation --backend $(EVAL_BACKEND)
+
+# The second blind set (mirrors the dev set's mix; run it to check a change generalises, never tune to it) → reports/holdout/.
+eval-holdout: setup
+	$(POLICYLAB) eval --questions eval/questions/holdout.jsonl --corpus knowledge --compare baseline --out reports/holdout --backend $(EVAL_BACKEND)
 
 # Bounded loopback load test (20 chats: 60 s warm-up, then 60 s measured, on the extractive backend; then 3 at once on a local model
 # when installed) -> reports/load/load_test.json. LOAD_ARGS=--skip-model for run 1 only.
