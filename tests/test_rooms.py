@@ -361,6 +361,11 @@ def test_private_upload_is_used_only_once_shared(engine, room_library):
     shared = RoomLibrary(engine.retriever, [SharedDocument(doc_id, "alice", "")]).search(query, 8)
     assert shared[0].doc_id == doc_id
     assert all(p.extra["owner"] == "" for p in shared if p.doc_id != doc_id)
+    # what the answer engine asks of its retriever besides search: the same documents, the library's language
+    assert doc_id not in RoomLibrary(engine.retriever).allowed_documents(None, "alice")
+    room = RoomLibrary(engine.retriever, [SharedDocument(doc_id, "alice", "")])
+    assert doc_id in room.allowed_documents(None, "bob")
+    assert room.library_language("bob") == engine.retriever.library_language("") == "en"
 
 
 def test_revision_creates_a_new_version_with_diff_and_request(tmp_path, engine):

@@ -25,7 +25,7 @@ from assistant.extractive import extractive_answer
 from assistant.language import detect_language, language_name
 from assistant.prompts import NOT_IN_LIBRARY
 from assistant.retrieval import Retriever, SearchFilters
-from assistant.types import Passage
+from assistant.types import DocumentInfo, Passage
 
 from assistant.rooms.analysis import Analysis, analyse, short
 from assistant.rooms.draft import (
@@ -43,7 +43,8 @@ EXTRACTIVE_REVISION_LABEL = "Extractive revision (no language model): the reques
 class RoomLibrary:
     """The retriever as a room sees it: shared documents plus those shared into the room.
 
-    It has the one method :class:`AnswerEngine` calls (``search``), so the engine runs on it unchanged.
+    It has the methods :class:`AnswerEngine` calls (``search``, ``allowed_documents``, ``library_language``), so
+    the engine runs on it unchanged.
     """
 
     def __init__(self, retriever: Retriever, shared: Sequence[SharedDocument] = ()) -> None:
@@ -52,18 +53,33 @@ class RoomLibrary:
         self.settings = retriever.settings
         self.shared = list(shared)
 
+    def _owner_filters(self, filters: SearchFilters | None) -> dict[str, SearchFilters]:
+        """Per owner of a shared upload: the shared library plus that owner's documents shared into the room."""
+        common = {d.doc_id for d in self.library.documents(viewer="")}
+        by_owner: dict[str, set[str]] = {}
+        for doc in self.shared:
+            by_owner.setdefault(doc.shared_by, set()).add(doc.doc_id)
+        return {
+            owner: SearchFilters(dict(filters.fields) if filters else {}, filters.year_from if filters else None,
+                                 filters.year_to if filters else None, common | doc_ids)
+            for owner, doc_ids in by_owner.items()
+        }
+
+    def allowed_documents(self, filters: SearchFilters | None, viewer: str | None) -> dict[str, DocumentInfo]:
+        allowed = dict(self.base.allowed_documents(filters, ""))
+        for owner, owner_filters in self._owner_filters(filters).items():
+            allowed.update(self.base.allowed_documents(owner_filters, owner))
+        return allowed
+
+    def library_language(self, viewer: str | None = None) -> str:
+        return self.base.library_language("")
+
     def search(self, query: str, k: int | None = None, filters: SearchFilters | None = None, viewer: str | None = None,
                candidates: int | None = None, mode: str = "ask") -> list[Passage]:
         if not self.shared:
             return self.base.search(query, k, filters, "", candidates, mode)  # "" = the shared library only
-        common = {d.doc_id for d in self.library.documents(viewer="")}
         found: list[Passage] = []
-        by_owner: dict[str, set[str]] = {}
-        for doc in self.shared:
-            by_owner.setdefault(doc.shared_by, set()).add(doc.doc_id)
-        for owner, doc_ids in by_owner.items():  # each owner's shared uploads, never their other ones
-            allowed = SearchFilters(dict(filters.fields) if filters else {}, filters.year_from if filters else None,
-                                    filters.year_to if filters else None, common | doc_ids)
+        for owner, allowed in self._owner_filters(filters).items():  # each owner's shared uploads, never their other ones
             found += self.base.search(query, k, allowed, owner, candidates, mode)
         unique = {p.chunk_id: p for p in sorted(found, key=lambda p: p.score)}
         return sorted(unique.values(), key=lambda p: p.score, reverse=True)[: k or self.settings.top_k]
