@@ -474,12 +474,12 @@ class AnswerEngine:
         """The request cites instruments by year ("the 1995 UNIDROIT Convention") and the library holds none of
         them: passages on the same theme from other instruments would answer a question that was not asked.
         The question as typed is read first, then the search query (a follow-up's rewrite, a translation)."""
-        text = next((t for t in (question, query) if instrument_citations(t)), "")
-        if not text:
+        citations = instrument_citations(question) or instrument_citations(query)
+        if not citations:
             return False
         documents = self.retriever.allowed_documents(request.filters, request.viewer).values()
         evidence = " ".join(f"{p.title} {p.section} {p.text}" for p in passages).lower()
-        return len(missing_instruments(text, documents, evidence)) == len(instrument_citations(text))
+        return len(missing_instruments(citations, documents, evidence)) == len(citations)
 
     def _out_of_scope(self, question: str, passages: Sequence[Passage], mode: str) -> bool:
         if not passages:

@@ -83,6 +83,19 @@ def _type_words(info: DocumentInfo) -> list[str]:
     return [word for key, words in TYPE_WORDS.items() if key in doc_type for word in words]
 
 
+def _year_context(request: str, year: re.Match[str]) -> tuple[list[str], list[str]]:
+    """The words within YEAR_CONTEXT_WORDS before and after a year of the request."""
+    before = re.findall(r"\w+", request[: year.start()])[-YEAR_CONTEXT_WORDS:]
+    after = re.findall(r"\w+", request[year.end():])[:YEAR_CONTEXT_WORDS]
+    return before, after
+
+
+def _names_a_type(words: Sequence[str], type_words: Iterable[str]) -> bool:
+    """Whether ``words`` hold one of ``type_words`` (accent-insensitively, as a word start: "Conventions")."""
+    near = fold(" ".join(words))
+    return any(re.search(rf"\b{re.escape(word)}", near) for word in type_words)
+
+
 def cited_documents(request: str, documents: Iterable[DocumentInfo]) -> set[str]:
     """Ids of the documents the request cites by year ("the 2005 Convention", "Hague 1954")."""
     years = {match.group(1): match for match in YEAR.finditer(request)}
@@ -93,13 +106,11 @@ def cited_documents(request: str, documents: Iterable[DocumentInfo]) -> set[str]
         match = years.get(str(doc.year)) if doc.year else None
         if match is None:
             continue
-        before = re.findall(r"\w+", request[: match.start()])[-YEAR_CONTEXT_WORDS:]
-        after = re.findall(r"\w+", request[match.end():])[:YEAR_CONTEXT_WORDS]
-        near = fold(" ".join(before + after))
+        before, after = _year_context(request, match)
         # a proper name right next to the year ("Hague 1954") that the title or publisher holds
         names = {w for w in re.findall(r"\w+", fold(f"{doc.title} {doc.publisher}")) if len(w) >= 4}
         adjacent = {fold(w) for w in before[-1:] + after[:1] if w[:1].isupper()}
-        if any(re.search(rf"\b{re.escape(word)}", near) for word in _type_words(doc)) or names & adjacent:
+        if _names_a_type(before + after, _type_words(doc)) or names & adjacent:
             cited.setdefault(match.group(1), set()).add(doc.doc_id)
     return {doc_id for docs in cited.values() if len(docs) <= MAX_DOCUMENTS_PER_CITATION for doc_id in docs}
 
@@ -110,34 +121,36 @@ FUNCTION_WORDS = frozenset(fold(w) for w in (
 ).split())
 
 
+ALL_TYPE_WORDS = frozenset(word for words in TYPE_WORDS.values() for word in words)
+
+
 def instrument_citations(request: str) -> list[tuple[str, frozenset[str]]]:
     """The instruments a request cites by year and type ("the 1995 UNIDROIT Convention", "Charter of Luxor of
     1997", "la Convention de 1970"): (year, the capitalised name words next to it), one per citation."""
     citations = []
-    all_types = {word for words in TYPE_WORDS.values() for word in words}
+    first_word = re.findall(r"\w+", request)[:1]
     for match in YEAR.finditer(request):
-        before = re.findall(r"\w+", request[: match.start()])[-YEAR_CONTEXT_WORDS:]
-        after = re.findall(r"\w+", request[match.end():])[:YEAR_CONTEXT_WORDS]
-        near = fold(" ".join(before + after))
-        if not any(re.search(rf"\b{re.escape(word)}", near) for word in all_types):
+        before, after = _year_context(request, match)
+        if not _names_a_type(before + after, ALL_TYPE_WORDS):
             continue
-        first_word = re.findall(r"\w+", request)[:1]
         names = frozenset(
             word for word in before[-NAME_CONTEXT_WORDS:] + after[:NAME_CONTEXT_WORDS]
             if word[:1].isupper() and not YEAR.fullmatch(word) and word not in first_word
-            and not any(fold(word).startswith(t) for t in all_types) and fold(word) not in FUNCTION_WORDS
+            and not any(fold(word).startswith(t) for t in ALL_TYPE_WORDS) and fold(word) not in FUNCTION_WORDS
         )
         citations.append((match.group(1), names))
     return citations
 
 
-def missing_instruments(request: str, documents: Iterable[DocumentInfo], evidence: str) -> list[str]:
-    """The years of the instruments the request cites that the library does not hold: no document of that year,
-    and ``evidence`` (the retrieved passages' text, lower case) does not mention the instrument either — its
-    name words if it has any ("UNIDROIT"), else its year."""
+def missing_instruments(
+    citations: Sequence[tuple[str, frozenset[str]]], documents: Iterable[DocumentInfo], evidence: str
+) -> list[str]:
+    """The years of the cited instruments (``instrument_citations``) that the library does not hold: no document
+    of that year, and ``evidence`` (the retrieved passages' text, lower case) does not mention the instrument
+    either — its name words if it has any ("UNIDROIT"), else its year."""
     years = {str(doc.year) for doc in documents if doc.year}
     missing = []
-    for year, names in instrument_citations(request):
+    for year, names in citations:
         if year in years:
             continue
         mentioned = all(name.lower() in evidence for name in names) if names else year in evidence

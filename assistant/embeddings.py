@@ -84,6 +84,12 @@ def embed_queries(embeddings: Embeddings, texts: list[str]) -> list[list[float]]
     return batch(texts) if batch else [embeddings.embed_query(text) for text in texts]
 
 
+def unit_rows(vectors) -> np.ndarray:
+    """``vectors`` (one per row) as float32 scaled to unit length, so that dot products are cosines."""
+    matrix = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
+    return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+
+
 def make_embeddings(settings: Settings) -> Embeddings:
     """The embedder the settings ask for."""
     if settings.embedding_backend == "openai":

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from assistant.counterparts import cited_documents, named_documents
-from assistant.embeddings import embed_queries
+from assistant.embeddings import embed_queries, unit_rows
 from assistant.language import detect_language
 from assistant.query_plan import request_facets
 from assistant.settings import Settings
@@ -191,23 +191,31 @@ class Retriever:
         self, vector: list[float], n: int, doc_ids: list[str] | None, allowed_chunks: frozenset[str] | None,
         total_chunks: int,
     ) -> list[tuple[str, float]]:
-        """The ``n`` nearest chunks among the allowed ones.
+        """The ``n`` nearest chunks among the allowed ones, re-ranked by their best sentence."""
+        return self._with_best_sentences(vector, self._nearest(vector, n, doc_ids, allowed_chunks, total_chunks))
 
-        A Chroma ``$in`` filter over many documents costs far more than the search itself, so
-        when the allowed chunks are a large share of the library the search is widened and the
-        hits outside it dropped; the filter is used only if too few allowed hits remain.
+    def _nearest(
+        self, vector: list[float], n: int, doc_ids: list[str] | None, allowed_chunks: frozenset[str] | None,
+        total_chunks: int,
+    ) -> list[tuple[str, float]]:
+        """The ``n`` allowed chunks whose own vectors are nearest.
+
+        A Chroma ``$in`` filter over many documents costs far more than the search itself, so a few
+        allowed documents are searched exactly in memory, and when the allowed chunks are a large
+        share of the library the search is widened and the hits outside it dropped; the filter is
+        used only in between, or if too few allowed hits remain.
         """
         vectors = self.library.vectors
         if doc_ids is None or allowed_chunks is None:
-            return self._with_best_sentences(vector, vectors.query(vector, n, doc_ids))
+            return vectors.query(vector, n, doc_ids)
         if len(allowed_chunks) <= EXACT_SEARCH_MAX_CHUNKS:
-            return self._with_best_sentences(vector, self._exact(vector, n, allowed_chunks))
+            return self._exact(vector, n, allowed_chunks)
         if total_chunks and len(allowed_chunks) >= DENSE_POSTFILTER_SHARE * total_chunks:
             wide = min(total_chunks, math.ceil(2 * n * total_chunks / len(allowed_chunks)))
             hits = [hit for hit in vectors.query(vector, wide) if hit[0] in allowed_chunks]
             if len(hits) >= n:
-                return self._with_best_sentences(vector, hits[:n])
-        return self._with_best_sentences(vector, vectors.query(vector, n, doc_ids))
+                return hits[:n]
+        return vectors.query(vector, n, doc_ids)
 
     def _exact(self, vector: list[float], n: int, allowed_chunks: frozenset[str]) -> list[tuple[str, float]]:
         """The ``n`` nearest of a few allowed chunks (a cited instrument, a counterpart's documents, a private
@@ -219,9 +227,7 @@ class Retriever:
         if cached is None:
             stored = self.library.vectors.vectors(sorted(allowed_chunks))
             ids = list(stored)
-            matrix = np.asarray([stored[cid] for cid in ids], dtype=np.float32).reshape(len(ids), -1)
-            matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
-            cached = (ids, matrix)
+            cached = (ids, unit_rows([stored[cid] for cid in ids]) if ids else np.empty((0, 0), dtype=np.float32))
             with self._cache_lock:
                 if len(self._matrices) >= CACHED_MATRICES:
                     self._matrices.clear()
@@ -229,8 +235,7 @@ class Retriever:
         ids, matrix = cached
         if not ids:
             return []
-        query = np.asarray(vector, dtype=np.float32)
-        similarities = matrix @ (query / max(float(np.linalg.norm(query)), 1e-12))
+        similarities = matrix @ unit_rows(vector)[0]
         best = np.argsort(-similarities)[:n]
         return [(ids[i], float(similarities[i])) for i in best]
 
@@ -245,8 +250,7 @@ class Retriever:
         weight = self.settings.sentence_weight
         if not hits or weight <= 0:
             return hits
-        query = np.asarray(vector, dtype=np.float32)
-        query /= max(float(np.linalg.norm(query)), 1e-12)
+        query = unit_rows(vector)[0]
         sentences = self.library.store.sentence_vectors([cid for cid, _ in hits], len(query))
         combined = {}
         for cid, similarity in hits:

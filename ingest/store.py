@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from assistant.embeddings import unit_rows
 from assistant.types import DocumentInfo
 from ingest.types import Chunk, Page
 
@@ -215,11 +216,7 @@ class LibraryStore:
 
     def save_sentence_vectors(self, vectors: dict[str, np.ndarray]) -> None:
         """Store each chunk's sentence vectors (a sentences × dimensions matrix, kept as unit-length float16)."""
-        rows = []
-        for chunk_id, matrix in vectors.items():
-            matrix = np.asarray(matrix, dtype=np.float32)
-            matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
-            rows.append((chunk_id, matrix.astype(np.float16).tobytes()))
+        rows = [(chunk_id, unit_rows(matrix).astype(np.float16).tobytes()) for chunk_id, matrix in vectors.items()]
         with self._conn:
             self._conn.executemany("INSERT OR REPLACE INTO sentence_vectors(chunk_id, vectors) VALUES (?,?)", rows)
 

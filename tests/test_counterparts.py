@@ -79,10 +79,10 @@ def test_instruments_cited_by_year_that_the_library_does_not_hold():
     assert instrument_citations("What does the 1995 UNIDROIT Convention set?") == [("1995", frozenset({"UNIDROIT"}))]
     assert instrument_citations("Que prévoit la Convention UNIDROIT de 1995 ?") == [("1995", frozenset({"UNIDROIT"}))]
     assert instrument_citations("In 1995, what did museums do?") == []  # a bare year cites nothing
-    assert missing_instruments("What does the 1995 UNIDROIT Convention set?", library, evidence) == ["1995"]
-    assert missing_instruments("What does the 1970 Convention require?", library, evidence) == []  # held
+    assert missing_instruments(instrument_citations("What does the 1995 UNIDROIT Convention set?"), library, evidence) == ["1995"]
+    assert missing_instruments(instrument_citations("What does the 1970 Convention require?"), library, evidence) == []  # held
     # a cited instrument the library's passages mention by name is not missing, nor one whose year they mention
-    assert missing_instruments("What did the 2022 MONDIACULT Declaration add?", library, "the mondiacult 2022 declaration") == []
-    assert missing_instruments("What does the 1995 Recommendation say?", library, evidence) == []
+    assert missing_instruments(instrument_citations("What did the 2022 MONDIACULT Declaration add?"), library, "the mondiacult 2022 declaration") == []
+    assert missing_instruments(instrument_citations("What does the 1995 Recommendation say?"), library, evidence) == []
     both = "Compare the 1970 Convention with the 1995 UNIDROIT Convention."
-    assert missing_instruments(both, library, evidence) == ["1995"] and len(instrument_citations(both)) == 2
+    assert missing_instruments(instrument_citations(both), library, evidence) == ["1995"] and len(instrument_citations(both)) == 2
