@@ -1,26 +1,56 @@
 """Turn a user's request into retrieval queries.
 
 Requests for briefs and drafts carry framing ("Brief me before a meeting with…",
-"grounded in the library") that says what to produce, not what to find: ``strip_framing``
-removes it. Many requests also ask several things at once ("their stated principles and what
-they want culture to achieve"): ``request_facets`` splits them, so that retrieval can find
-evidence for every part, not only for the most generic one.
+"grounded in the library", "Rédigez une recommandation conjointe…") that says what to produce,
+not what to find: ``strip_framing`` removes it, in the languages users write in. Many requests
+also ask several things at once ("their stated principles and what they want culture to achieve";
+a list after a colon: "multilingual content, access for under-resourced regions, …"):
+``request_facets`` splits them, so that retrieval can find evidence for every part, not only for
+the most generic one. A part that only says how to write ("Cite the principles", "so I can show
+we listen") is not searched: in the interleaved ranking it would take a place from real evidence.
 """
 
 from __future__ import annotations
 
 import re
 
+from bm25s.stopwords import STOPWORDS_EN, STOPWORDS_FRENCH, STOPWORDS_GERMAN, STOPWORDS_SPANISH
+
+# Verbs that ask for a piece of writing, as users put them (imperative or polite form, with "me"/"us").
+REQUEST_VERBS = (
+    r"brief|prepare|write|draft|give|produce|create|make|cite|quote|ground|base|combine|summari[sz]e|outline|list"
+    r"|rédige[rz]?|prépare[rz]?|écri(?:s|vez)|donne[rz]?|fai(?:s|tes)|résume[rz]?|cite[rz]?|propose[rz]?"
+    r"|prepár(?:a|e)(?:me|nos)?|prepara(?:me|nos)?|redact(?:a|e)(?:me|nos)?|escrib(?:e|a)|da(?:me|nos)|elabor(?:a|e)"
+    r"|resum(?:e|a)|cit(?:a|e)|bereiten\s+sie|erstellen\s+sie|schreiben\s+sie|verfassen\s+sie|geben\s+sie|fassen\s+sie"
+    r"|formulieren\s+sie|soạn(?:\s+thảo)?|chuẩn\s+bị|viết|tóm\s+tắt|đưa\s+ra"
+)
+# The kinds of writing requested.
+WRITING_NOUNS = (
+    r"brief(?:ing)?|recommendations?|note|summary|draft|memo|recommandations?|synthèse|informe|nota|recomendaci(?:ón|ones)"
+    r"|resumen|bericht|empfehlung(?:en)?|notiz|zusammenfassung|vermerk|bản\s+tóm\s+tắt|khuyến\s+nghị|báo\s+cáo|bản\s+ghi\s+nhớ"
+)
 FRAMING_PATTERNS = [
-    r"^(please\s+)?((can|could|would)\s+you\s+)?",
-    r"^(brief|prepare|write|draft|give|produce|create|make)\s+(me|us)?\s*",
-    r"^((a|an|the)\s+)?((short|one-page|quick|pre-meeting|joint)\s+)*((brief(ing)?|recommendation|note|summary|draft)\b)?\s*",
+    r"^(please\s+|bitte\s+|hãy\s+|s'il\s+vous\s+plaît,?\s+|por\s+favor,?\s+)?((can|could|would)\s+you\s+)?",
+    rf"^({REQUEST_VERBS})(-moi|-nous|\s+me|\s+us|\s+mir|\s+uns|\s+mich|\s+cho\s+(tôi|chúng\s+tôi))?\b\s*",
+    r"^((a|an|the|une?|la|le|les|el|los|las|una?|einen?|eine|die|der|das|một|bản)\s+)?"
+    r"((short|one-page|quick|pre-meeting|joint|brève|courte|conjointe|breve|conjunta|kurze[nr]?|gemeinsame[nr]?|ngắn)\s+)*"
+    rf"(({WRITING_NOUNS})\b)?\s*((conjointe|conjunta|commune|gemeinsame|chung)\b)?\s*",
     r"^(for|to)\s+(our|my|the)\s+\w+\s*",
     r"^(before|ahead of)\s+(a|the|our)\s+meeting\s+(with\s+)?",
     r"^(on|about|regarding)\s+",
+    r"^(i|we)\s+(need|want|would\s+like)\s+",
     r",?\s*(grounded|based)\s+(in|on)\s+(the\s+)?[^,.;:]*\b(library|documents?|sources?)\b[^,.;:]*",
+    r",?\s*(en\s+(vous|t')\s*appuyant|basándo(?:se|te|nos)|fundamentad[oa]|gestützt|auf\s+grundlage|dựa\s+(trên|vào))"
+    r"\s+[^,.;:]*\b(bibliothèque|biblioteca|bibliothek|thư\s+viện|textes?|documents?|documentos?|dokumente[n]?|tài\s+liệu)\b[^,.;:]*",
     r"\b(in|from)\s+the\s+library\b",
 ]
+INSTRUCTION = re.compile(rf"^({REQUEST_VERBS})\b", re.IGNORECASE)
+# A part that only says why or how to write, not what to find.
+PURPOSE_ONLY = re.compile(
+    r"^(so(\s+that)?\s+(i|we)\s+can|in\s+order\s+to\s+(show|make|help)|afin\s+(de|que)|pour\s+que|para\s+que|damit|để\s+(tôi|chúng))\b",
+    re.IGNORECASE,
+)
+STOPWORDS = frozenset(STOPWORDS_EN) | frozenset(STOPWORDS_FRENCH) | frozenset(STOPWORDS_GERMAN) | frozenset(STOPWORDS_SPANISH)
 
 CONJUNCTION = r"(?:and|et|und|y|e|và|ainsi que|sowie)"
 QUESTION_WORD = (r"(?:what|how|when|which|who|why|whether|about|que|quel|quelle|qui|comment|pourquoi|sur|was|wie|wann|"
@@ -32,7 +62,8 @@ FACET_BREAK = re.compile(
     re.IGNORECASE,
 )
 QUOTED = re.compile(r"\"[^\"]+\"|“[^”]+”|«[^»]+»|„[^“”]+[“”]|(?<!\w)'[^']+'(?!\w)")
-MIN_FACET_WORDS = 3
+MIN_FACET_WORDS = 2  # a listed item ("alumni structures", "sobre las mujeres") is a facet
+MIN_INSTRUCTION_CONTENT_WORDS = 2  # an instruction ("Cite the principles") is one only if its object names more
 MAX_FACETS = 6
 
 
@@ -43,6 +74,20 @@ def strip_framing(question: str) -> str:
         topic = re.sub(pattern, "", topic, flags=re.IGNORECASE).strip(" ,.;:")
     topic = re.sub(r"\s+", " ", topic).strip()
     return topic if len(topic) >= 3 else question.strip()
+
+
+def _facet(piece: str) -> str:
+    """A part of a request as searched ("" if it asks for no evidence).
+
+    A purpose ("so I can show…") asks for none; an instruction to the writer ("Cite the principles",
+    "Combine the legal commitments") is searched for its object when that names something specific.
+    """
+    if not piece or PURPOSE_ONLY.match(piece):
+        return ""
+    facet = strip_framing(piece)
+    content = sum(w not in STOPWORDS for w in re.findall(r"\w+", facet.lower()))
+    needed = MIN_INSTRUCTION_CONTENT_WORDS if INSTRUCTION.match(piece) else 1
+    return facet if len(piece.split()) >= MIN_FACET_WORDS and content >= needed else ""
 
 
 def request_facets(question: str) -> list[str]:
@@ -58,5 +103,5 @@ def request_facets(question: str) -> list[str]:
         topic = topic.replace(quote, f"\x00{i}\x00", 1)
     pieces = [re.sub(r"\x00(\d+)\x00", lambda m: quotes[int(m.group(1))], piece).strip(" ,.;:?!¿¡'\"")
               for piece in FACET_BREAK.split(topic)]
-    facets = [piece for piece in pieces if len(piece.split()) >= MIN_FACET_WORDS]
+    facets = [facet for facet in map(_facet, pieces) if facet]
     return facets[:MAX_FACETS] if len(facets) > 1 else []

@@ -31,3 +31,23 @@ def test_a_one_facet_request_or_a_quotation_is_not_split():
     facets = request_facets("What does 'internal warmth, external harmony' mean in Vietnam's diplomacy, "
                             "and what does it ask of culture?")
     assert facets[0] == "What does 'internal warmth, external harmony' mean in Vietnam's diplomacy"
+
+
+def test_framing_is_removed_in_the_languages_users_write_in():
+    assert strip_framing("Rédigez une recommandation conjointe sur la mobilité des artistes") == "sur la mobilité des artistes"
+    assert strip_framing("Prepárame un informe sobre la diversidad cultural") == "sobre la diversidad cultural"
+    assert strip_framing("Erstellen Sie einen Bericht über das Welterbe, gestützt auf die Dokumente der Bibliothek") == (
+        "über das Welterbe")
+    assert strip_framing("Hãy soạn một bản tóm tắt về di sản văn hóa phi vật thể") == "về di sản văn hóa phi vật thể"
+
+
+def test_listed_items_are_facets_and_writing_instructions_are_not():
+    facets = request_facets("Draft a joint recommendation on making online cultural exchange more inclusive: "
+                            "multilingual content, access for under-resourced regions, and partnerships around new "
+                            "technologies. Cite the principles, so that we can show the ministry we listened.")
+    assert facets == ["making online cultural exchange more inclusive", "multilingual content",
+                      "access for under-resourced regions", "partnerships around new technologies"]
+    # an instruction whose object names something specific is searched for that object
+    assert "legal commitments of the 1954 Convention" in request_facets(
+        "Draft a note on heritage at risk: combine the legal commitments of the 1954 Convention, and the training of "
+        "armed forces.")
