@@ -18,7 +18,7 @@ from typing import Any
 from assistant.citations import (
     MARKER, SAME_DOCUMENT, UNSOURCED, Citation, CitationVerifier, VerificationReport, cited_numbers, drop_prompt_echo, strip_markers,
 )
-from assistant.counterparts import instrument_citations, missing_instruments
+from assistant.counterparts import dated_names, instrument_citations, missing_dated_names, missing_instruments
 from assistant.excerpts import passage_excerpts
 from assistant.extractive import extractive_answer
 from assistant.language import detect_language, language_name
@@ -300,7 +300,7 @@ class AnswerEngine:
                 verification=report, passages=passages, model_fallback=fell_back and not abstained,
             ))
 
-        if self._out_of_scope(query, passages, request.mode) or self._cites_missing_instruments(question, query, passages, request):
+        if self._out_of_scope(query, passages, request.mode) or self._cites_missing_sources(question, query, passages, request):
             yield finish(self._abstention(language, passages), [], True, VerificationReport())
             return
 
@@ -468,18 +468,23 @@ class AnswerEngine:
             return None
         return verified
 
-    def _cites_missing_instruments(
+    def _cites_missing_sources(
         self, question: str, query: str, passages: Sequence[Passage], request: AnswerRequest
     ) -> bool:
-        """The request cites instruments by year ("the 1995 UNIDROIT Convention") and the library holds none of
-        them: passages on the same theme from other instruments would answer a question that was not asked.
-        The question as typed is read first, then the search query (a follow-up's rewrite, a translation)."""
-        citations = instrument_citations(question) or instrument_citations(query)
-        if not citations:
+        """The request dates what it asks about, and the library holds none of it: instruments cited by year
+        ("the 1995 UNIDROIT Convention") or names next to a year ("ASEF LinkUp in 2025", "the EU's 2016 Joint
+        Communication"). Passages on the same theme from other instruments, or another year's edition, would
+        answer a question that was not asked. The question as typed is read first, then the search query (a
+        follow-up's rewrite, a translation)."""
+        instruments = instrument_citations(question) or instrument_citations(query)
+        names = dated_names(question) or dated_names(query)
+        if not instruments and not names:
             return False
-        documents = self.retriever.allowed_documents(request.filters, request.viewer).values()
+        documents = list(self.retriever.allowed_documents(request.filters, request.viewer).values())
         evidence = " ".join(f"{p.title} {p.section} {p.text}" for p in passages).lower()
-        return len(missing_instruments(citations, documents, evidence)) == len(citations)
+        missing = len(missing_instruments(instruments, documents, evidence)) if instruments else 0
+        missing += len(missing_dated_names(names, documents, passages)) if names else 0
+        return missing == len(instruments) + len(names)
 
     def _out_of_scope(self, question: str, passages: Sequence[Passage], mode: str) -> bool:
         if not passages:

@@ -157,3 +157,69 @@ def missing_instruments(
         if not mentioned:
             missing.append(year)
     return missing
+
+
+IDENTIFIER = re.compile(r"[A-Z][A-Z0-9]+|\w*\d\w*|[A-Z][a-z]+[A-Z]\w*")  # ASEF, G7, LinkUp
+DATE_LINK_WORDS = FUNCTION_WORDS | frozenset({"in", "en", "im", "at", "a", "à", "nam"})  # "ASEF LinkUp in 2025"
+
+
+def dated_names(request: str) -> list[tuple[str, frozenset[str]]]:
+    """Identifiers a request dates with a year standing right next to them, other than an instrument's citation
+    (see ``instrument_citations``): "ASEF LinkUp in 2025", "the 2023 G7", "the EU's 2016 Joint Communication".
+    (year, the identifiers), one per dated year. Only acronyms, names with a digit or an inner capital count:
+    they read the same in every language, where "La Haye" and "The Hague" do not."""
+    text = re.sub(r"['’]s\b", "", request)
+    tokens = re.findall(r"[\w-]+|[^\w\s'’]", text)
+    years = list(YEAR.finditer(text))
+    citations = []
+    for i, token in enumerate(tokens):
+        if not YEAR.fullmatch(token):
+            continue
+        match = years.pop(0)
+        if _names_a_type(sum(_year_context(text, match), []), ALL_TYPE_WORDS):
+            continue
+        names: list[str] = []
+        for step in (-1, 1):
+            j, linked = i + step, False
+            while 0 < j < len(tokens):  # the request's first word is capitalised anyway
+                word = tokens[j]
+                if word[:1].isupper() and not YEAR.fullmatch(word) and fold(word) not in FUNCTION_WORDS:
+                    names.append(word)
+                elif not names and not linked and fold(word) in DATE_LINK_WORDS:
+                    linked = True
+                else:
+                    break
+                j += step
+        identifiers = frozenset(part for name in names for part in name.split("-") if IDENTIFIER.fullmatch(part))
+        if identifiers:
+            citations.append((token, identifiers))
+    return citations
+
+
+def _mentions(text: str, word: str) -> bool:
+    """Whether folded ``text`` holds ``word`` as a word start, give or take an ending ("Vietnamese" ~ "Vietnam")."""
+    folded = fold(word)
+    return re.search(rf"\b{re.escape(folded[: max(4, len(folded) - 4)])}", text) is not None
+
+
+def missing_dated_names(
+    citations: Sequence[tuple[str, frozenset[str]]], documents: Iterable[DocumentInfo], passages: Sequence
+) -> list[str]:
+    """The years of ``dated_names`` the library has nothing on: no document of that year naming them (in its
+    metadata or a retrieved passage of it), and no retrieved passage naming them together with the year."""
+    by_year: dict[str, list[DocumentInfo]] = {}
+    for doc in documents:
+        if doc.year:
+            by_year.setdefault(str(doc.year), []).append(doc)
+    texts = [(p.doc_id, fold(f"{p.section} {p.text}")) for p in passages]
+    missing = []
+    for year, names in citations:
+        held = False
+        for doc in by_year.get(year, []):
+            about = fold(" ".join([doc.title, doc.publisher, doc.country, doc.region, doc.source_file]))
+            about += " " + " ".join(text for doc_id, text in texts if doc_id == doc.doc_id)
+            held = held or all(_mentions(about, name) for name in names)
+        held = held or any(year in text and all(_mentions(text, name) for name in names) for _, text in texts)
+        if not held:
+            missing.append(year)
+    return missing

@@ -186,6 +186,16 @@ def test_an_instrument_the_library_does_not_hold_is_refused_though_its_theme_is_
     assert not held.abstained and held.citations  # the instrument it cites is in the library
 
 
+def test_an_edition_the_library_does_not_hold_is_refused_though_another_years_is(engine):
+    # The library holds the 2024 (second) edition of ASEF LinkUp, and a 2025 article that never names it.
+    question = "Brief me on the outcomes of ASEF LinkUp in 2025: where it was held and what its fellows recommended."
+    answer = run(model_engine(engine, "It was held in Prague [1]."), AnswerRequest(question, mode="brief"))
+    assert answer.abstained and answer.citations == []
+    held = run(model_engine(engine, "Participants gathered in Prague [1]."),
+               AnswerRequest("Where was ASEF LinkUp 2024 held?"))
+    assert not held.abstained and held.citations
+
+
 class TranslatingModel(ScriptedModel):
     """Answers with ``reply``; asked to translate, replies with ``translation``."""
 

@@ -86,3 +86,33 @@ def test_instruments_cited_by_year_that_the_library_does_not_hold():
     assert missing_instruments(instrument_citations("What does the 1995 Recommendation say?"), library, evidence) == []
     both = "Compare the 1970 Convention with the 1995 UNIDROIT Convention."
     assert missing_instruments(instrument_citations(both), library, evidence) == ["1995"] and len(instrument_citations(both)) == 2
+
+
+def test_names_dated_by_a_year_that_the_library_does_not_hold():
+    from assistant.counterparts import dated_names, missing_dated_names
+    from assistant.types import Passage
+
+    asef = DocumentInfo("asef", "asef-linkup-2024.txt", "How Do We Navigate Cultural Diplomacy?",
+                        publisher="Asia-Europe Foundation (ASEF)", year=2024, doc_type="report")
+    article = DocumentInfo("mag", "mag-2025.txt", "How cultural diplomacy fosters partnerships", year=2025)
+    library = [asef, article]
+    def passage(doc: DocumentInfo, text: str) -> Passage:
+        return Passage(f"{doc.doc_id}-1", doc.doc_id, text, doc.source_file, doc.title, doc.publisher, doc.year,
+                       doc.doc_type, "", "", "en", None, 0, "", 0, len(text))
+
+    lab = passage(asef, "The second edition of ASEF LinkUp gathered 18 participants in Prague.")
+    assert dated_names("Brief me on the third edition of ASEF LinkUp in 2025: who took part?") == [
+        ("2025", frozenset({"ASEF", "LinkUp"}))]
+    assert dated_names("the EU's 2016 Joint Communication") == [("2016", frozenset({"EU"}))]
+    assert dated_names("Bilan de la troisième édition d'ASEF LinkUp en 2025") == [("2025", frozenset({"ASEF", "LinkUp"}))]
+    # plain words, translated names ("La Haye"), an instrument cited by type, a year after a comma: none
+    assert dated_names("In 2024, Vietnam launched a plan") == []
+    assert dated_names("la Convention de La Haye de 1954") == []
+    assert dated_names("What does the 1995 UNIDROIT Convention set?") == []
+    # the 2025 article does not name ASEF LinkUp; the 2024 report does, in its metadata and its passage
+    assert missing_dated_names(dated_names("ASEF LinkUp in 2025"), library, [lab]) == ["2025"]
+    assert missing_dated_names(dated_names("What did the ASEF LinkUp 2024 fellows propose?"), library, [lab]) == []
+    assert missing_dated_names(dated_names("the 2023 G7 ministers"), library, [lab]) == ["2023"]
+    # a passage naming the identifier with the year holds it, whatever the document's own year
+    recap = passage(article, "At its 2023 meeting the G7 agreed on restitution.")
+    assert missing_dated_names(dated_names("the 2023 G7 ministers"), library, [recap]) == []
