@@ -372,6 +372,8 @@ class AnswerEngine:
                 text, citations, report = translated
                 if fell_back:
                     label = message("translated_fallback_label", language)
+            else:  # say why the answer is not in the user's language
+                label = " ".join(filter(None, [label, message("untranslated_label", language)]))
         if not citations:
             yield finish(self._abstention(language, passages), [], True, report)
             return

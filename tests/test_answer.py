@@ -242,8 +242,10 @@ def test_translation_that_adds_claims_is_not_used(engine):
     invented = f"Le Fonds verse chaque année 40 millions d'euros aux musées privés de Bavière [{n}]."
     answer = run(AnswerEngine(engine.settings, engine.retriever, model=TranslatingModel(f"{sentence} [{n}].", invented)),
                  AnswerRequest(question))
-    assert not answer.abstained and answer.answer.startswith("A Fund for the Protection")
-    assert "Bavière" not in answer.answer
+    assert not answer.abstained and "Bavière" not in answer.answer
+    # the answer stays in the sources' language, and says so in the user's
+    label, _, body = answer.answer.partition("\n\n")
+    assert label == f"*{message('untranslated_label', 'fr')}*" and body.startswith("A Fund for the Protection")
 
 
 def test_draft_without_any_marker_is_checked_strictly(engine):
