@@ -113,6 +113,10 @@ class FinalEvent:
 Event = SourcesEvent | TokenEvent | NoticeEvent | FinalEvent
 
 
+RELATED_DOCUMENTS = 3  # an abstention points to this many documents nearest the question
+RELATED_LOCATIONS = 3  # ... and to this many places in each
+
+
 def clean_question(question: str) -> tuple[str, list[str]]:
     """The question ready to use, and notices for the user; raises :class:`InputError`."""
     if not question or not question.strip():
@@ -500,9 +504,16 @@ class AnswerEngine:
 
     def _abstention(self, language: str, passages: Sequence[Passage]) -> str:
         lines = [message("not_in_library", language)]
-        if passages:
+        related: dict[str, list[str]] = {}  # document → its passages' locations, each once, best first
+        for p in passages:
+            if p.doc_id in related or len(related) < RELATED_DOCUMENTS:
+                places = related.setdefault(p.doc_id, [])
+                if p.location not in places and len(places) < RELATED_LOCATIONS:
+                    places.append(p.location)
+        if related:
             lines += ["", message("related", language)]
-            lines += [f"- {p.title} ({p.year or 'n.d.'}), {p.location}" for p in passages[:3]]
+            first = {p.doc_id: p for p in reversed(passages)}
+            lines += [f"- {first[d].title} ({first[d].year or 'n.d.'}), {'; '.join(places)}" for d, places in related.items()]
         return "\n".join(lines)
 
     def _extractive(

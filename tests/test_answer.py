@@ -191,6 +191,9 @@ def test_an_edition_the_library_does_not_hold_is_refused_though_another_years_is
     question = "Brief me on the outcomes of ASEF LinkUp in 2025: where it was held and what its fellows recommended."
     answer = run(model_engine(engine, "It was held in Prague [1]."), AnswerRequest(question, mode="brief"))
     assert answer.abstained and answer.citations == []
+    # the refusal points to the nearest material, each document once with its places
+    related = [line for line in answer.answer.splitlines() if line.startswith("- ")]
+    assert related and sum("How Do We Navigate Cultural Diplomacy" in line for line in related) == 1
     held = run(model_engine(engine, "Participants gathered in Prague [1]."),
                AnswerRequest("Where was ASEF LinkUp 2024 held?"))
     assert not held.abstained and held.citations
