@@ -513,7 +513,9 @@ class AnswerEngine:
         if related:
             lines += ["", message("related", language)]
             first = {p.doc_id: p for p in reversed(passages)}
-            lines += [f"- {first[d].title} ({first[d].year or 'n.d.'}), {'; '.join(places)}" for d, places in related.items()]
+            for doc_id, places in related.items():
+                named = [place for place in places if place != WHOLE_DOCUMENT] or places  # "whole document" says nothing more
+                lines.append(f"- {first[doc_id].title} ({first[doc_id].year or 'n.d.'}), {'; '.join(named)}")
         return "\n".join(lines)
 
     def _extractive(
