@@ -12,11 +12,12 @@ WHOLE_DOCUMENT = "whole document"  # the location of a passage with neither page
 
 # Lines of a plain-text capture that the chunker takes for headings but that label nothing: a caption,
 # a table or name row, the second line of a logo block ("OF DENMARK"), a lead-in ("Co-funded by",
-# "Here are some possible approaches:"), a dateline. They stay in the indexed text, never in a location.
+# "Here are some possible approaches:"), a dateline, a byline. They stay in the indexed text, never in a location.
 CAPTION = re.compile(r"^\(?(image|photo|figure|source|credit|video)\s*:", re.IGNORECASE)  # "(Photo: …)", "Image: …"
 _NOT_A_LABEL = re.compile(
     r"\t|(\bby|[:*])\s*$"
-    r"|^(january|february|march|april|may|june|july|august|september|october|november|december)\s+\d{1,2},\s+\d{4}$",
+    r"|^(january|february|march|april|may|june|july|august|september|october|november|december)\s+\d{1,2},\s+\d{4}$"
+    r"|^(dr|prof|mr|mrs|ms|h\.\s?e)\.?\s+[A-Z]",  # a byline: "Dr Claire Wilson"
     re.IGNORECASE,
 )
 _CONTINUATION = re.compile(r"^(OF|AND|BY|WITH)\s")  # capitals only: "Of mice and men" may be a title
