@@ -196,10 +196,9 @@ def dated_names(request: str) -> list[tuple[str, frozenset[str]]]:
     return citations
 
 
-def _mentions(text: str, word: str) -> bool:
-    """Whether folded ``text`` holds ``word`` as a word start, give or take an ending ("Vietnamese" ~ "Vietnam")."""
-    folded = fold(word)
-    return re.search(rf"\b{re.escape(folded[: max(4, len(folded) - 4)])}", text) is not None
+def _mentions(text: str, identifier: str) -> bool:
+    """Whether folded ``text`` holds ``identifier`` as a word, give or take a plural ("ASEF", "G7s"; "UN" is not "United")."""
+    return re.search(rf"\b{re.escape(fold(identifier))}\w{{0,2}}\b", text) is not None
 
 
 def missing_dated_names(

@@ -116,3 +116,6 @@ def test_names_dated_by_a_year_that_the_library_does_not_hold():
     # a passage naming the identifier with the year holds it, whatever the document's own year
     recap = passage(article, "At its 2023 meeting the G7 agreed on restitution.")
     assert missing_dated_names(dated_names("the 2023 G7 ministers"), library, [recap]) == []
+    # a short identifier is a whole word: "UN" is not held by "United" or "under"
+    un = passage(article, "In 2030 the United Nations will review what was done under the plan.")
+    assert missing_dated_names(dated_names("the UN 2030 Agenda"), library, [un]) == ["2030"]
