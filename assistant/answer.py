@@ -44,6 +44,7 @@ DEFAULT_EXCERPT_TOKENS = 300  # new tokens of a local model's prompt per request
 SYNTHESIS_EXCERPT_SHARE = 2 / 3  # of the excerpt budget for a synthesis, whose contributions take the rest
 ABSTAIN_DENSE_SCORE = 0.78   # below this best e5 cosine, nothing in the library is about the question
 ANCHOR = re.compile(r"\b(?:[A-Z][A-Za-z]*\d[\w-]*|\d+[A-Za-z]+\w*|[A-Z]{2,}[a-z]?|1[5-9]\d\d|20\d\d)\b")
+URL = re.compile(r"\S*(?:://|www\.|\.(?:org|com|net|int|gov)\b)\S*", re.IGNORECASE)
 NUMERIC_QUESTION = re.compile(r"\b(how (much|many)|combien|cu[aá]nt[oa]s?|wie (viel|viele)|bao nhi[eê]u)\b", re.I)
 
 
@@ -131,12 +132,17 @@ def clean_question(question: str) -> tuple[str, list[str]]:
     return text, notices
 
 
-def question_anchors(question: str) -> set[str]:
-    """Acronyms, codes and years; in English questions also capitalised names inside the sentence."""
+def question_anchors(question: str, passages: Sequence[Passage] = ()) -> set[str]:
+    """Acronyms, codes and years; in English questions also capitalised names inside the sentence ("…
+    strategy: Hallyu export figures"), except words the ``passages`` use as common nouns: the "Culture" of
+    "Ministry of Culture" names nothing the library could lack."""
     anchors = set(ANCHOR.findall(question))
     if detect_language(question) == "en":
-        for match in re.finditer(r"(?<=[a-z,;] )([A-Z][a-z]{2,})\b", question):
-            anchors.add(match.group(1))
+        prose = URL.sub(" ", " ".join(p.text for p in passages))  # "asef.org/asia-europe" is no common noun
+        for match in re.finditer(r"(?<=[a-z,;:] )([A-Z][a-z]{2,})\b", question):
+            word = match.group(1)
+            if not re.search(rf"\b{re.escape(word.lower())}\b", prose):
+                anchors.add(word)
     return anchors
 
 
@@ -144,7 +150,7 @@ def missing_anchors(question: str, passages: Sequence[Passage]) -> list[str]:
     """Anchors of the question that no retrieved passage mentions (its text, or its document's metadata:
     "the 2005 Convention" is named by any passage of the convention of 2005)."""
     haystack = " ".join(f"{p.title} {p.year or ''} {p.publisher} {p.section} {p.text}" for p in passages).lower()
-    return sorted(a for a in question_anchors(question) if a.lower() not in haystack)
+    return sorted(a for a in question_anchors(question, passages) if a.lower() not in haystack)
 
 
 def excerpt_query(query: str, request: AnswerRequest) -> str:
@@ -498,7 +504,7 @@ class AnswerEngine:
         best = max((p.dense_score or 0.0) for p in passages)
         if best < ABSTAIN_DENSE_SCORE:
             return True
-        anchors = question_anchors(question)
+        anchors = question_anchors(question, passages)
         missing = missing_anchors(question, passages)
         return bool(anchors) and len(missing) * 2 > len(anchors)
 

@@ -1,4 +1,11 @@
-"""The lexical half of hybrid search: a bm25s index persisted beside the vectors."""
+"""The lexical half of hybrid search: bm25s indexes persisted beside the vectors.
+
+Two indexes: one over whole chunks, one over their sentences (``ingest.chunk.sentence_units``).
+A chunk's BM25 score is diluted by its length, so a long passage that answers in one sentence
+(a preamble clause, one recommendation among a list) ranks below short passages that merely share
+a word or two with the request; its best sentence does not. A search fuses the chunk ranking with
+the chunk ranking by best sentence, by reciprocal rank (measured in docs/evaluation.md).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,8 @@ import shutil
 import threading
 from pathlib import Path
 
+from ingest.chunk import sentence_units
+
 import bm25s
 import numpy as np
 import Stemmer
@@ -17,7 +26,11 @@ log = logging.getLogger(__name__)
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets its own logger to DEBUG: "Building index…" on every call
 
 IDS_FILE = "chunk_ids.json"
+SENTENCES_DIR = "sentences"
+LEXICAL_VERSION = 2  # bump when the saved indexes change form, so they are rebuilt (2: the sentence index)
 CACHED_MASKS = 16
+FUSION_K = 10  # reciprocal-rank constant fusing the chunk and sentence rankings (the retriever's rrf_k)
+SENTENCE_DEPTH = 5  # sentences read per wanted chunk (a chunk's sentences may fill several of the best places)
 
 
 def fingerprint(chunk_ids: list[str]) -> str:
@@ -36,11 +49,13 @@ def tokenize(texts: list[str]) -> list[list[str]]:
 
 
 class LexicalIndex:
-    """BM25 over chunk texts (heading path included), with English stemming and stopwords."""
+    """BM25 over chunk texts (heading path included) and over their sentences, with English stemming and stopwords."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self._retriever: bm25s.BM25 | None = None
+        self._sentences: bm25s.BM25 | None = None
+        self._sentence_owner = np.zeros(0, dtype=np.int64)  # position of each sentence's chunk
         self.chunk_ids: list[str] = []
         self._position: dict[str, int] = {}
         self._masks: dict[frozenset[str], np.ndarray] = {}
@@ -53,11 +68,18 @@ class LexicalIndex:
             return
         try:
             saved = json.loads(ids_path.read_text())
-            retriever = bm25s.BM25.load(str(self.folder), show_progress=False) if saved["chunk_ids"] else None
+            if saved.get("version") != LEXICAL_VERSION:
+                log.info("Lexical index at %s is of an older form; it will be rebuilt.", self.folder)
+                return
+            retriever = sentences = None
+            if saved["chunk_ids"]:
+                retriever = bm25s.BM25.load(str(self.folder), show_progress=False)
+                sentences = bm25s.BM25.load(str(self.folder / SENTENCES_DIR), show_progress=False)
+            owner = np.asarray(saved["sentence_owner"], dtype=np.int64)
         except (OSError, ValueError, KeyError) as exc:
             log.warning("Lexical index at %s is unreadable (%s); it will be rebuilt.", self.folder, exc)
             return
-        self._retriever = retriever
+        self._retriever, self._sentences, self._sentence_owner = retriever, sentences, owner
         self._set_ids(saved["chunk_ids"])
 
     def _set_ids(self, chunk_ids: list[str]) -> None:
@@ -66,32 +88,44 @@ class LexicalIndex:
         self._masks = {}
         self.fingerprint = fingerprint(chunk_ids)
 
-    def rebuild(self, chunk_ids: list[str], texts: list[str], persist: bool = True) -> None:
-        """Index ``texts`` (one per chunk id); with ``persist``, save atomically (write aside, then swap)."""
-        if not persist:
-            retriever = None
-            if chunk_ids:
-                retriever = bm25s.BM25()
-                retriever.index(tokenize(texts), show_progress=False)
-            self._retriever = retriever
-            self._set_ids(chunk_ids)
-            return
-        retriever = None
-        staging = self.folder.with_name(self.folder.name + ".new")
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        if chunk_ids:
-            retriever = bm25s.BM25()
-            retriever.index(tokenize(texts), show_progress=False)
-            retriever.save(str(staging), show_progress=False)
-        (staging / IDS_FILE).write_text(json.dumps({"chunk_ids": chunk_ids}))
-        old = self.folder.with_name(self.folder.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        if self.folder.exists():
-            self.folder.rename(old)
-        staging.rename(self.folder)
-        shutil.rmtree(old, ignore_errors=True)
-        self._retriever = retriever
+    @staticmethod
+    def _build(texts: list[str], bodies: list[str]) -> tuple[bm25s.BM25, bm25s.BM25, np.ndarray]:
+        """The chunk index, the sentence index and each sentence's chunk position."""
+        chunks = bm25s.BM25()
+        chunks.index(tokenize(texts), show_progress=False)
+        owner, sentence_texts = [], []
+        for position, text in enumerate(bodies):
+            for sentence in sentence_units(text) or [text]:
+                owner.append(position)
+                sentence_texts.append(sentence)
+        sentences = bm25s.BM25()
+        sentences.index(tokenize(sentence_texts), show_progress=False)
+        return chunks, sentences, np.asarray(owner, dtype=np.int64)
+
+    def rebuild(
+        self, chunk_ids: list[str], texts: list[str], persist: bool = True, bodies: list[str] | None = None
+    ) -> None:
+        """Index ``texts`` (one per chunk id), and the sentences of ``bodies`` (the chunks' own texts, without
+        the heading path that leads ``texts``; default ``texts``); with ``persist``, save atomically (write
+        aside, then swap)."""
+        empty = (None, None, np.zeros(0, dtype=np.int64))
+        retriever, sentences, owner = self._build(texts, bodies or texts) if chunk_ids else empty
+        if persist:
+            staging = self.folder.with_name(self.folder.name + ".new")
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir(parents=True)
+            if retriever is not None and sentences is not None:
+                retriever.save(str(staging), show_progress=False)
+                sentences.save(str(staging / SENTENCES_DIR), show_progress=False)
+            saved = {"version": LEXICAL_VERSION, "chunk_ids": chunk_ids, "sentence_owner": owner.tolist()}
+            (staging / IDS_FILE).write_text(json.dumps(saved))
+            old = self.folder.with_name(self.folder.name + ".old")
+            shutil.rmtree(old, ignore_errors=True)
+            if self.folder.exists():
+                self.folder.rename(old)
+            staging.rename(self.folder)
+            shutil.rmtree(old, ignore_errors=True)
+        self._retriever, self._sentences, self._sentence_owner = retriever, sentences, owner
         self._set_ids(chunk_ids)
 
     def _mask(self, allowed: set[str] | frozenset[str]) -> np.ndarray:
@@ -109,8 +143,9 @@ class LexicalIndex:
         return mask
 
     def search(self, query: str, n: int, allowed: set[str] | frozenset[str] | None = None) -> list[tuple[str, float]]:
-        """Up to ``n`` (chunk id, BM25 score) pairs with a positive score, best first."""
-        if self._retriever is None or not self.chunk_ids:
+        """Up to ``n`` (chunk id, fused score) pairs, best first: the chunks ranked by their own BM25 score and
+        by their best sentence's, fused by reciprocal rank (a chunk matching neither is left out)."""
+        if self._retriever is None or self._sentences is None or not self.chunk_ids:
             return []
         tokens = tokenize([query])
         if not tokens[0]:
@@ -120,7 +155,17 @@ class LexicalIndex:
             return []
         k = min(n, len(self.chunk_ids))
         docs, scores = self._retriever.retrieve(tokens, k=k, show_progress=False, weight_mask=mask)
-        return [(self.chunk_ids[int(d)], float(s)) for d, s in zip(docs[0], scores[0]) if s > 0]
+        by_chunk = [int(d) for d, s in zip(docs[0], scores[0]) if s > 0]
+        sentence_mask = None if mask is None else mask[self._sentence_owner]
+        depth = min(SENTENCE_DEPTH * n, len(self._sentence_owner))
+        docs, scores = self._sentences.retrieve(tokens, k=depth, show_progress=False, weight_mask=sentence_mask)
+        by_sentence = list(dict.fromkeys(int(self._sentence_owner[int(d)]) for d, s in zip(docs[0], scores[0]) if s > 0))
+        fused: dict[int, float] = {}
+        for ranking in (by_chunk, by_sentence[:k]):
+            for rank, position in enumerate(ranking, start=1):
+                fused[position] = fused.get(position, 0.0) + 1.0 / (FUSION_K + rank)
+        best = sorted(fused, key=fused.__getitem__, reverse=True)[:k]
+        return [(self.chunk_ids[position], fused[position]) for position in best]
 
 
 def bm25_scores(query: str, texts: list[str]) -> list[float]:

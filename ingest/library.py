@@ -112,7 +112,7 @@ class Library:
     def rebuild_lexical(self, persist: bool = True) -> None:
         rows = self.store.chunk_rows()
         self.lexical.rebuild([r["chunk_id"] for r in rows], [embed_text(r["section"], r["text"]) for r in rows],
-                             persist=persist)
+                             persist=persist, bodies=[r["text"] for r in rows])
 
     def _stamp_vector_write(self) -> None:
         """Record that this process changed the vectors, so that other processes reopen theirs."""

@@ -373,3 +373,16 @@ def test_a_question_in_another_language_is_searched_in_the_librarys_language(eng
     plain = QueryTranslatingModel("Dealers keep a register [1].", "unused")
     run(AnswerEngine(engine.settings, engine.retriever, model=plain), AnswerRequest(english))
     assert not any("so that it can be searched" in p for p in plain.prompts)
+
+
+def test_anchors_are_names_not_common_nouns_and_names_after_a_colon_count():
+    from assistant.answer import question_anchors
+    from assistant.types import Passage
+
+    text = "States shall support the culture sector; see https://asef.org/asia-europe for the programme."
+    passage = Passage("c1", "d1", text, "d1.txt", "Report", "", 2024, "report", "", "", "en", None, 0, "", 0, len(text))
+    question = "Brief me on the Korean Ministry of Culture and Asia ahead of a visit: Hallyu export figures."
+    anchors = question_anchors(question, [passage])
+    assert {"Korean", "Ministry", "Hallyu", "Asia"} <= anchors  # "Asia" in a link is no common noun
+    assert "Culture" not in anchors  # the passages use "culture" as a common noun
+    assert "Culture" in question_anchors(question)  # without passages, every capitalised name counts
