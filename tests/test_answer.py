@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
 
@@ -111,6 +112,12 @@ class ScriptedModel:
             yield piece + " "
 
 
+def prose_sentences(text: str) -> list[str]:
+    """The passage's sentences of more than eight words, without headings or list numbers (what a model would quote)."""
+    lines = [re.sub(r"^(\d+\.|\([a-z]\)|-)\s+", "", line.strip()) for line in text.splitlines() if not line.startswith("#")]
+    return [s.strip() for line in lines for s in line.split(".") if len(s.split()) > 8]
+
+
 def model_engine(engine: AnswerEngine, reply: str) -> AnswerEngine:
     return AnswerEngine(engine.settings, engine.retriever, model=ScriptedModel(reply))
 
@@ -126,7 +133,7 @@ def test_model_that_only_writes_the_sentinel_falls_back_to_labelled_quotes(engin
 def test_a_claim_no_passage_supports_is_marked_and_explained(engine):
     question = "What does the 2005 Convention say about cultural policies?"
     passages = engine.retriever.search(question, k=6)
-    sentence = next(s.strip() for s in passages[0].text.split(".") if len(s.split()) > 8)
+    sentence = prose_sentences(passages[0].text)[0]
     invented = "Museums across Europe will triple their touring budgets for Asian artists by 2030"
     answer = run(model_engine(engine, f"{sentence} [1]. {invented}."), AnswerRequest(question))
     assert f"{invented} †." in answer.answer  # kept as the model's own, but visibly not from the library
@@ -139,7 +146,7 @@ def test_a_claim_no_passage_supports_is_marked_and_explained(engine):
 def test_a_draft_that_restates_the_request_loses_the_echo_not_its_claims(engine):
     question = "Draft a joint recommendation on how Parties should integrate culture in their development policies."
     passages = engine.retriever.search(question, k=8, mode="draft")
-    sentence = next(s.strip() for s in passages[0].text.split(".") if len(s.split()) > 8)
+    sentence = prose_sentences(passages[0].text)[0]
     reply = f"Draft a joint recommendation on how Parties should integrate culture in development policies.\n- {sentence} [1]."
     answer = run(model_engine(engine, reply), AnswerRequest(question, mode="draft"))
     assert "Draft a joint recommendation" not in answer.answer and "†" not in answer.answer
@@ -149,7 +156,7 @@ def test_a_draft_that_restates_the_request_loses_the_echo_not_its_claims(engine)
 def test_sentinel_after_a_cited_answer_is_dropped_not_taken_as_abstention(engine):
     question = "What does the 2005 Convention say about cultural policies?"
     passages = engine.retriever.search(question, k=6)
-    sentence = next(s.strip() for s in passages[0].text.split(".") if len(s.split()) > 8)
+    sentence = prose_sentences(passages[0].text)[0]
     answer = run(model_engine(engine, f"{sentence} [1].\nNOT_IN_LIBRARY"), AnswerRequest(question))
     assert not answer.abstained and not answer.model_fallback and "NOT_IN_LIBRARY" not in answer.answer
     assert not answer.answer.startswith("*")  # the model's own (verified) answer, no fallback label
@@ -305,7 +312,7 @@ def test_cpu_model_reads_excerpts_but_citations_are_checked_on_whole_passages(en
     question = "What does the 2005 Convention say about the sovereign right of States to adopt cultural policies?"
     passages = engine.retriever.search(question, k=6)
     # A sentence of the best passage that the excerpt is unlikely to show: its last one.
-    sentence = [s.strip() for s in passages[0].text.split(".") if len(s.split()) > 8][-1]
+    sentence = prose_sentences(passages[0].text)[-1]
     model = CpuModel(f"{sentence} [1].")
     answer = run(AnswerEngine(engine.settings, engine.retriever, model=model), AnswerRequest(question))
     whole = run(AnswerEngine(engine.settings, engine.retriever, model=ScriptedModel("x")), AnswerRequest(question))
