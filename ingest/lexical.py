@@ -16,11 +16,11 @@ import shutil
 import threading
 from pathlib import Path
 
-from ingest.chunk import sentence_units
-
 import bm25s
 import numpy as np
 import Stemmer
+
+from ingest.chunk import sentence_units
 
 log = logging.getLogger(__name__)
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets its own logger to DEBUG: "Building index…" on every call
@@ -58,7 +58,7 @@ class LexicalIndex:
         self._sentence_owner = np.zeros(0, dtype=np.int64)  # position of each sentence's chunk
         self.chunk_ids: list[str] = []
         self._position: dict[str, int] = {}
-        self._masks: dict[frozenset[str], np.ndarray] = {}
+        self._masks: dict[frozenset[str], tuple[np.ndarray, np.ndarray]] = {}  # allowed → chunk and sentence masks
         self.fingerprint = ""
         self._load()
 
@@ -128,30 +128,22 @@ class LexicalIndex:
         self._retriever, self._sentences, self._sentence_owner = retriever, sentences, owner
         self._set_ids(chunk_ids)
 
-    def _mask(self, allowed: set[str] | frozenset[str]) -> np.ndarray:
-        """1.0 at the positions of ``allowed`` chunks; cached for a frozenset (the retriever reuses its sets)."""
-        mask = self._masks.get(allowed) if isinstance(allowed, frozenset) else None
-        if mask is None:
-            mask = np.zeros(len(self.chunk_ids), dtype=np.float32)
+    def _masks_for(self, allowed: set[str] | frozenset[str]) -> tuple[np.ndarray, np.ndarray]:
+        """1.0 at the positions of ``allowed`` chunks, and the same over their sentences; cached for a frozenset
+        (the retriever reuses its sets)."""
+        masks = self._masks.get(allowed) if isinstance(allowed, frozenset) else None
+        if masks is None:
+            chunks = np.zeros(len(self.chunk_ids), dtype=np.float32)
             positions = [pos for pos in map(self._position.get, allowed) if pos is not None]
-            mask[positions] = 1.0
-            mask.flags.writeable = False  # shared between searches
+            chunks[positions] = 1.0
+            masks = (chunks, chunks[self._sentence_owner])
+            for mask in masks:
+                mask.flags.writeable = False  # shared between searches
             if isinstance(allowed, frozenset):
                 if len(self._masks) >= CACHED_MASKS:
                     self._masks.clear()
-                self._masks[allowed] = mask
-        return mask
-
-    def _sentence_mask(self, allowed: set[str] | frozenset[str], chunk_mask: np.ndarray) -> np.ndarray:
-        """``chunk_mask`` spread over the chunks' sentences; cached like it."""
-        key = ("sentences", allowed) if isinstance(allowed, frozenset) else None
-        mask = self._masks.get(key) if key else None
-        if mask is None:
-            mask = chunk_mask[self._sentence_owner]
-            mask.flags.writeable = False
-            if key:
-                self._masks[key] = mask
-        return mask
+                self._masks[allowed] = masks
+        return masks
 
     def search(self, query: str, n: int, allowed: set[str] | frozenset[str] | None = None) -> list[tuple[str, float]]:
         """Up to ``n`` (chunk id, fused score) pairs, best first: the chunks ranked by their own BM25 score and
@@ -161,12 +153,11 @@ class LexicalIndex:
         tokens = tokenize([query])
         if not tokens[0]:
             return []
-        mask = None if allowed is None else self._mask(allowed)
+        mask, sentence_mask = (None, None) if allowed is None else self._masks_for(allowed)
         if mask is not None and not mask.any():
             return []
         k = min(n, len(self.chunk_ids))
         by_chunk = _best(self._retriever, tokens[0], k, mask).tolist()
-        sentence_mask = None if allowed is None else self._sentence_mask(allowed, mask)
         best_sentences = _best(self._sentences, tokens[0], SENTENCE_DEPTH * k, sentence_mask)
         by_sentence = list(dict.fromkeys(self._sentence_owner[best_sentences].tolist()))
         fused: dict[int, float] = {}
