@@ -11,7 +11,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -146,11 +146,11 @@ def question_anchors(question: str, passages: Sequence[Passage] = ()) -> set[str
     return anchors
 
 
-def missing_anchors(question: str, passages: Sequence[Passage]) -> list[str]:
-    """Anchors of the question that no retrieved passage mentions (its text, or its document's metadata:
-    "the 2005 Convention" is named by any passage of the convention of 2005)."""
+def missing_anchors(anchors: Iterable[str], passages: Sequence[Passage]) -> list[str]:
+    """The ``anchors`` (see ``question_anchors``) that no retrieved passage mentions (its text, or its document's
+    metadata: "the 2005 Convention" is named by any passage of the convention of 2005)."""
     haystack = " ".join(f"{p.title} {p.year or ''} {p.publisher} {p.section} {p.text}" for p in passages).lower()
-    return sorted(a for a in question_anchors(question, passages) if a.lower() not in haystack)
+    return sorted(a for a in anchors if a.lower() not in haystack)
 
 
 def excerpt_query(query: str, request: AnswerRequest) -> str:
@@ -494,9 +494,8 @@ class AnswerEngine:
             return False
         documents = list(self.retriever.allowed_documents(request.filters, request.viewer).values())
         evidence = " ".join(f"{p.title} {p.section} {p.text}" for p in passages).lower()
-        missing = len(missing_instruments(instruments, documents, evidence)) if instruments else 0
-        missing += len(missing_dated_names(names, documents, passages)) if names else 0
-        return missing == len(instruments) + len(names)
+        missing = missing_instruments(instruments, documents, evidence) + missing_dated_names(names, documents, passages)
+        return len(missing) == len(instruments) + len(names)
 
     def _out_of_scope(self, question: str, passages: Sequence[Passage], mode: str) -> bool:
         if not passages:
@@ -505,23 +504,22 @@ class AnswerEngine:
         if best < ABSTAIN_DENSE_SCORE:
             return True
         anchors = question_anchors(question, passages)
-        missing = missing_anchors(question, passages)
+        missing = missing_anchors(anchors, passages)
         return bool(anchors) and len(missing) * 2 > len(anchors)
 
     def _abstention(self, language: str, passages: Sequence[Passage]) -> str:
         lines = [message("not_in_library", language)]
-        related: dict[str, list[str]] = {}  # document → its passages' locations, each once, best first
+        related: dict[str, tuple[Passage, list[str]]] = {}  # document → its best passage, its locations once each
         for p in passages:
             if p.doc_id in related or len(related) < RELATED_DOCUMENTS:
-                places = related.setdefault(p.doc_id, [])
+                places = related.setdefault(p.doc_id, (p, []))[1]
                 if p.location not in places and len(places) < RELATED_LOCATIONS:
                     places.append(p.location)
         if related:
             lines += ["", message("related", language)]
-            first = {p.doc_id: p for p in reversed(passages)}
-            for doc_id, places in related.items():
+            for best, places in related.values():
                 named = [place for place in places if place != WHOLE_DOCUMENT] or places  # "whole document" says nothing more
-                lines.append(f"- {first[doc_id].title} ({first[doc_id].year or 'n.d.'}), {'; '.join(named)}")
+                lines.append(f"- {best.title} ({best.year or 'n.d.'}), {'; '.join(named)}")
         return "\n".join(lines)
 
     def _extractive(

@@ -17,7 +17,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 
-from assistant.types import DocumentInfo
+from assistant.types import DocumentInfo, Passage
 
 GENERIC_PLACES = frozenset({"global", "international", "world", "worldwide", "multilateral"})
 ACRONYM = re.compile(r"\b[A-Z]{3,}\b")
@@ -169,14 +169,11 @@ def dated_names(request: str) -> list[tuple[str, frozenset[str]]]:
     (year, the identifiers), one per dated year. Only acronyms, names with a digit or an inner capital count:
     they read the same in every language, where "La Haye" and "The Hague" do not."""
     text = re.sub(r"['’]s\b", "", request)
-    tokens = re.findall(r"[\w-]+|[^\w\s'’]", text)
-    years = list(YEAR.finditer(text))
+    matches = list(re.finditer(r"[\w-]+|[^\w\s'’]", text))
+    tokens = [match.group(0) for match in matches]
     citations = []
     for i, token in enumerate(tokens):
-        if not YEAR.fullmatch(token):
-            continue
-        match = years.pop(0)
-        if _names_a_type(sum(_year_context(text, match), []), ALL_TYPE_WORDS):
+        if not YEAR.fullmatch(token) or _names_a_type(sum(_year_context(text, matches[i]), []), ALL_TYPE_WORDS):
             continue
         names: list[str] = []
         for step in (-1, 1):
@@ -202,7 +199,7 @@ def _mentions(text: str, identifier: str) -> bool:
 
 
 def missing_dated_names(
-    citations: Sequence[tuple[str, frozenset[str]]], documents: Iterable[DocumentInfo], passages: Sequence
+    citations: Sequence[tuple[str, frozenset[str]]], documents: Iterable[DocumentInfo], passages: Sequence[Passage]
 ) -> list[str]:
     """The years of ``dated_names`` the library has nothing on: no document of that year naming them (in its
     metadata or a retrieved passage of it), and no retrieved passage naming them together with the year."""
@@ -213,12 +210,13 @@ def missing_dated_names(
     texts = [(p.doc_id, fold(f"{p.section} {p.text}")) for p in passages]
     missing = []
     for year, names in citations:
-        held = False
-        for doc in by_year.get(year, []):
-            about = fold(" ".join([doc.title, doc.publisher, doc.country, doc.region, doc.source_file]))
-            about += " " + " ".join(text for doc_id, text in texts if doc_id == doc.doc_id)
-            held = held or all(_mentions(about, name) for name in names)
-        held = held or any(year in text and all(_mentions(text, name) for name in names) for _, text in texts)
+        that_year = (
+            fold(" ".join([doc.title, doc.publisher, doc.country, doc.region, doc.source_file]))
+            + " " + " ".join(text for doc_id, text in texts if doc_id == doc.doc_id)
+            for doc in by_year.get(year, [])
+        )  # what each document of that year says of itself and in its retrieved passages
+        held = any(all(_mentions(about, name) for name in names) for about in that_year) or any(
+            year in text and all(_mentions(text, name) for name in names) for _, text in texts)
         if not held:
             missing.append(year)
     return missing
