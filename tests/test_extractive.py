@@ -1,0 +1,52 @@
+"""How the extractive backend picks its sentences, with a scorer whose cosines are set by hand."""
+
+from __future__ import annotations
+
+from assistant.citations import Span
+from assistant.extractive import RANK_PRIOR, extractive_answer, rank_sentences
+from assistant.types import Passage
+
+TOP = "Developed countries shall grant preferential treatment to artists from developing countries."
+LOWER = "This Convention shall be open to accession by all States not Members of the organisation."
+OFF_TOPIC = "The Fund shall constitute a trust fund under the financial regulations of the organisation."
+
+
+class FixedScorer:
+    """Cosines per sentence, as the e5 scorer would return them."""
+
+    def __init__(self, cosines: dict[str, float]) -> None:
+        self.cosines = cosines
+
+    def prepare(self, spans: list[Span]) -> None:
+        pass
+
+    def score(self, claim: str, span: Span) -> tuple[float, float, bool]:
+        return 0.0, self.cosines[span.text], True
+
+
+def passage(text: str, n: int) -> Passage:
+    return Passage(
+        chunk_id=f"c{n}", doc_id=f"d{n}", text=text, source_file=f"doc{n}.md", title=f"Doc {n}", publisher="UNESCO",
+        year=2005, doc_type="convention", country="", region="global", language="en", page=None, page_index=0,
+        section="", char_start=0, char_end=len(text),
+    )
+
+
+PASSAGES = [passage(TOP, 1), passage(OFF_TOPIC, 2), passage(LOWER, 3)]
+# Across languages the cosine of a generic clause of a lower passage can beat the answer's by a little.
+SCORER = FixedScorer({TOP: 0.815, LOWER: 0.83, OFF_TOPIC: 0.70})
+QUESTION = "¿Qué dice la Convención sobre el trato preferente?"
+
+
+def test_a_question_prefers_sentences_of_the_passages_ranked_first():
+    without = rank_sentences(QUESTION, PASSAGES, SCORER, limit=4, min_relevance=0.80)
+    assert [index for _, index, _ in without] == [2, 0]
+    with_prior = rank_sentences(QUESTION, PASSAGES, SCORER, limit=4, min_relevance=0.80, rank_prior=RANK_PRIOR)
+    assert [index for _, index, _ in with_prior] == [0, 2]
+    assert extractive_answer(QUESTION, PASSAGES, "ask", SCORER, cross_lingual=True).startswith(f"- {TOP} [1]")
+
+
+def test_the_prior_never_lets_an_irrelevant_sentence_in():
+    chosen = rank_sentences(QUESTION, [passage(OFF_TOPIC, 1), passage(TOP, 2)], SCORER, limit=4, min_relevance=0.80,
+                            rank_prior=0.5)
+    assert [text for _, _, text in chosen] == [TOP]
