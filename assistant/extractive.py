@@ -30,13 +30,13 @@ SECTION_QUERIES["synthesis"] = SECTION_QUERIES["draft"]
 # the cosines run about 0.05 lower).
 MIN_RELEVANCE = 0.84
 MIN_RELEVANCE_CROSS_LINGUAL = 0.80
-RELATIVE_WINDOW = 0.04  # only sentences within this distance of the best one are used
+RELATIVE_WINDOW = 0.04  # only sentences within this distance of the best one above the threshold are used
 # A question's answer sentences also weigh where their passage ranked: ``RANK_PRIOR / (1 + position)``
 # is added to a sentence's relevance (+0.03 for the first passage, +0.015 for the second…). The
 # ranking (dense and BM25, by passage and by sentence, facet by facet) knows more than one
 # sentence's cosine, which across languages often prefers a generic clause of a lower passage.
 # Not for briefs and drafts: each section looks for its own kind of content (measured in
-# docs/evaluation.md: dev gold coverage 0.692 → 0.808 for questions; drafts lost quotes with it).
+# docs/evaluation.md: dev gold coverage 0.692 → 0.846; drafts lost quotes with it).
 RANK_PRIOR = 0.03
 MAX_SENTENCE_CHARS = 450
 
