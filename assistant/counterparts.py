@@ -28,7 +28,7 @@ YEAR_CONTEXT_WORDS = 4  # how far (in words) from a year its document type may s
 MAX_DOCUMENTS_PER_CITATION = 3
 # Document types as users write them (accent-free, lower case), by the English word in doc_type.
 TYPE_WORDS = {
-    "convention": ("convention", "konvention", "convencion", "ubereinkommen", "cong uoc"),
+    "convention": ("convention", "konvention", "convencion", "ubereinkommen", "abkommen", "cong uoc"),
     "declaration": ("declaration", "erklarung", "declaracion", "tuyen bo"),
     "recommendation": ("recommendation", "empfehlung", "recomendacion", "khuyen nghi"),
     "charter": ("charter", "charte", "charta", "carta", "hien chuong"),
@@ -42,6 +42,12 @@ def fold(text: str) -> str:
     """Lower case without accents."""
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).lower()
+
+
+# Words skipped when counting how near a year its document's type or name stands.
+FUNCTION_WORDS = frozenset(fold(w) for w in (
+    "the of on for and a an its de la le les du des von der die das del el los las y et und năm của về"
+).split())
 
 
 def _stem(word: str) -> str:
@@ -84,9 +90,19 @@ def _type_words(info: DocumentInfo) -> list[str]:
 
 
 def _year_context(request: str, year: re.Match[str]) -> tuple[list[str], list[str]]:
-    """The words within YEAR_CONTEXT_WORDS before and after a year of the request."""
-    before = re.findall(r"\w+", request[: year.start()])[-YEAR_CONTEXT_WORDS:]
-    after = re.findall(r"\w+", request[year.end():])[:YEAR_CONTEXT_WORDS]
+    """The words within YEAR_CONTEXT_WORDS before and after a year of the request, function words not counted:
+    "la Convention de La Haye de 1954" holds its type three words from the year, "the Convention of 1970" one."""
+    def nearest(words: list[str]) -> list[str]:
+        kept, content = [], 0
+        for word in words:
+            if content == YEAR_CONTEXT_WORDS:
+                break
+            kept.append(word)
+            content += fold(word) not in FUNCTION_WORDS
+        return kept
+
+    before = nearest(re.findall(r"\w+", request[: year.start()])[::-1])[::-1]
+    after = nearest(re.findall(r"\w+", request[year.end():]))
     return before, after
 
 
@@ -115,10 +131,59 @@ def cited_documents(request: str, documents: Iterable[DocumentInfo]) -> set[str]
     return {doc_id for docs in cited.values() if len(docs) <= MAX_DOCUMENTS_PER_CITATION for doc_id in docs}
 
 
+MIN_TOPIC_WORDS = 2  # content words a request must keep without its citations to be searched that way
+
+
+def without_citations(request: str) -> str:
+    """The request without the instruments it cites by year ("What does the 1970 Convention say about export
+    certificates?" → "What does say about export certificates?"): within a cited document its name and year tell
+    passages apart only by whether they repeat them (a signature clause, a registration article).
+
+    A citation runs from the year over the type words, capitalised names and function words on either side of
+    it ("la Convention de La Haye de 1954", "the Hague 1954"). A request that would keep fewer than
+    MIN_TOPIC_WORDS content words is returned whole.
+    """
+    tokens = list(re.finditer(r"\w+", request))
+    drop: set[int] = set()
+
+    def is_name(j: int) -> bool:  # capitalised, and not only because it opens a sentence
+        opens = j == 0 or re.search(r"[.?!¿¡]\s*$", request[tokens[j - 1].end():tokens[j].start()])
+        return tokens[j].group(0)[:1].isupper() and not opens
+
+    def part_of_citation(j: int) -> bool:
+        word = tokens[j].group(0)
+        folded = fold(word)
+        return not YEAR.fullmatch(word) and (
+            folded in FUNCTION_WORDS or is_name(j) or any(folded.startswith(t) for t in ALL_TYPE_WORDS))
+
+    for i, token in enumerate(tokens):
+        if not YEAR.fullmatch(token.group(0)):
+            continue
+        before, after = _year_context(request, token)
+        next_to_name = (i > 0 and is_name(i - 1)) or (i + 1 < len(tokens) and is_name(i + 1))
+        if not _names_a_type(before + after, ALL_TYPE_WORDS) and not next_to_name:
+            continue  # a bare year ("In 2024, …") cites nothing
+        drop.add(i)
+        for step in (-1, 1):
+            j = i + step
+            while 0 <= j < len(tokens) and part_of_citation(j):
+                drop.add(j)
+                j += step
+    if not drop:
+        return request
+    kept = [t.group(0) for i, t in enumerate(tokens) if i not in drop]
+    if sum(fold(w) not in FUNCTION_WORDS for w in kept) < MIN_TOPIC_WORDS:
+        return request
+    text, end = [], 0
+    for i, token in enumerate(tokens):
+        if i in drop:
+            text.append(request[end:token.start()])
+            end = token.end()
+    text.append(request[end:])
+    return re.sub(r"\s+", " ", re.sub(r"\s+([,.;:?!])", r"\1", "".join(text))).strip(" ,;:")
+
+
 NAME_CONTEXT_WORDS = 2  # how far from a cited year its instrument's name words stand ("the 1995 UNIDROIT Convention")
-FUNCTION_WORDS = frozenset(fold(w) for w in (
-    "the of on for and a an its de la le les du des von der die das del el los las y et und năm của về"
-).split())
 
 
 ALL_TYPE_WORDS = frozenset(word for words in TYPE_WORDS.values() for word in words)

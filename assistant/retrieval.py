@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from assistant.counterparts import cited_documents, named_documents
+from assistant.counterparts import cited_documents, named_documents, without_citations
 from assistant.embeddings import embed_queries, unit_rows
 from assistant.language import detect_language
 from assistant.query_plan import request_facets
@@ -305,14 +305,22 @@ class Retriever:
         named_chunks = self._allowed_chunks(frozenset(named_ids)) if named_ids else None
 
         # The whole request, over every allowed document and, fused with it, over the documents it
-        # names: they lead without hiding the rest of the library.
-        searches = [(doc_ids, allowed_chunks)] + ([(named_ids, named_chunks)] if named_ids else [])
+        # names: they lead without hiding the rest of the library. Within the named documents the
+        # request and its facets are searched without the citations (see ``without_citations``).
         facets = request_facets(query)
-        vector, *facet_vectors = embed_queries(self.library.vectors.embeddings, [query, *facets])
+        if named_ids:
+            facets = [without_citations(facet) for facet in facets]
+        within = without_citations(query) if named_ids else query
+        vector, within_vector, *facet_vectors = embed_queries(
+            self.library.vectors.embeddings, [query, within, *facets]
+        )
+        searches = [(within, within_vector, doc_ids, allowed_chunks)]
+        if named_ids:
+            searches.append((within, within_vector, named_ids, named_chunks))
         whole: dict[str, float] = {}
         evidence: dict[str, dict] = {}
-        for restrict_docs, restrict_chunks in searches:
-            ranking, found = self._fused_ranking(query, vector, n, restrict_docs, restrict_chunks, total_chunks)
+        for text, text_vector, restrict_docs, restrict_chunks in searches:
+            ranking, found = self._fused_ranking(text, text_vector, n, restrict_docs, restrict_chunks, total_chunks)
             for rank, cid in enumerate(ranking, start=1):
                 whole[cid] = whole.get(cid, 0.0) + 1.0 / (self.settings.rrf_k + rank)
                 evidence.setdefault(cid, found[cid])

@@ -53,6 +53,28 @@ def test_instruments_cited_by_year_and_type_in_any_language():
     assert cited_documents("the ASEF 2024 report and the 1970 Convention", INSTRUMENTS) == {"asef", "c1970"}
 
 
+def test_a_citation_spelled_out_with_function_words_still_cites():
+    # "la Convention de La Haye de 1954": the type stands five words from the year, three content words
+    assert cited_documents("La Convention de La Haye de 1954 permet-elle de lever la protection ?", INSTRUMENTS) == {"h1954"}
+    assert cited_documents("¿Qué dice la Convención de La Haya de 1954?", INSTRUMENTS) == {"h1954"}
+    assert cited_documents("Was verlangt das Haager Abkommen von 1954?", INSTRUMENTS) == {"h1954"}
+
+
+def test_a_request_without_its_citations_keeps_its_topic():
+    from assistant.counterparts import without_citations
+
+    assert without_citations("What does the 1970 Convention say about export certificates?") == (
+        "What does say about export certificates?")
+    assert without_citations("La Convention de La Haye de 1954 permet-elle de lever la protection ?") == (
+        "permet-elle de lever la protection?")
+    assert without_citations("I need the Hague 1954 obligations in a nutshell") == "I need obligations in a nutshell"
+    # a sentence's first word is not a name; a bare year is no citation; a request that is all citation stays whole
+    assert without_citations("Compare the 1970 Convention with the 1972 World Heritage Convention on inventories.") == (
+        "Compare with inventories.")
+    assert without_citations("In 2024, cultural diplomacy grew in Asia") == "In 2024, cultural diplomacy grew in Asia"
+    assert without_citations("Summarise the 1970 Convention") == "Summarise the 1970 Convention"
+
+
 def test_an_instrument_cited_by_a_word_of_its_name_next_to_the_year():
     assert cited_documents("I need the Hague 1954 obligations in a nutshell", INSTRUMENTS) == {"h1954"}
 

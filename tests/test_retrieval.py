@@ -54,6 +54,17 @@ def test_an_instrument_cited_by_year_leads(default_retriever):
     assert {p.source_file for p in english[:3]} == {"unesco-2001-universal-declaration-cultural-diversity.md"}
 
 
+def test_within_a_cited_instrument_the_topic_ranks_not_the_citation(default_retriever):
+    # The request's "1954 Hague Convention" once put the Convention's signature clause (which holds "1954") first.
+    passages = default_retriever.search("When may the 1954 Hague Convention's protection be waived for military necessity?", k=5)
+    assert "waived only in cases where military necessity" in passages[0].text
+    assert not any(p.section.endswith(("Signature", "Registration")) for p in passages), [p.section for p in passages]
+    french = default_retriever.search(
+        "La Convention de La Haye de 1954 permet-elle de lever la protection d'un bien culturel pour raison de nécessité militaire ?", k=5)
+    assert {p.source_file for p in french} == {"hague-1954-convention-cultural-property-armed-conflict.md"}
+    assert any("Withdrawal of immunity" in p.section for p in french), [p.section for p in french]
+
+
 def test_cross_lingual_question_finds_english_passage(default_retriever):
     passages = default_retriever.search(
         "Was bedeutet 'innere Wärme, äußere Harmonie' in der vietnamesischen Diplomatie?", k=5
