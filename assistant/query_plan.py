@@ -13,6 +13,7 @@ we listen") is not searched: in the interleaved ranking it would take a place fr
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from bm25s.stopwords import STOPWORDS_EN, STOPWORDS_FRENCH, STOPWORDS_GERMAN, STOPWORDS_SPANISH
 
@@ -62,9 +63,32 @@ FACET_BREAK = re.compile(
     re.IGNORECASE,
 )
 QUOTED = re.compile(r"\"[^\"]+\"|“[^”]+”|«[^»]+»|„[^“”]+[“”]|(?<!\w)'[^']+'(?!\w)")
+# Words that point at the sources rather than at a topic ("What do the UNESCO texts say", "grounded in the
+# conventions", "selon le rapport de l'ASEF"): a part made only of these, stop words, years and acronyms names no
+# evidence to search for. Accent-free, lower case.
+SOURCE_WORDS = frozenset("""
+    text texts document documents library source sources report reports article articles convention conventions
+    declaration declarations instrument instruments charter say says said according grounded based cite citing
+    unesco lab what do does did is are
+    que quoi qu est
+    lo
+    was steht
+    gi noi
+    texte textes bibliotheque rapport rapports instrument disent dit selon appuyant vous fonde fondee
+    texto textos documento documentos biblioteca fuente fuentes informe informes convencion convenciones declaracion
+    instrumento instrumentos dicen dice segun basandose
+    dokument dokumente bibliothek quelle quellen bericht berichte konvention ubereinkommen erklarung sagt sagen laut gemass
+    theo tai lieu thu vien cong uoc tuyen bo
+""".split())
+YEAR_OR_ACRONYM = re.compile(r"^(1[5-9]\d\d|20\d\d|[A-Z]{2,}\w*)$")
 MIN_FACET_WORDS = 2  # a listed item ("alumni structures", "sobre las mujeres") is a facet
 MIN_INSTRUCTION_CONTENT_WORDS = 2  # an instruction ("Cite the principles") is one only if its object names more
 MAX_FACETS = 6
+
+
+def _folded(word: str) -> str:
+    """Lower case without accents."""
+    return "".join(ch for ch in unicodedata.normalize("NFKD", word) if not unicodedata.combining(ch)).lower()
 
 
 def strip_framing(question: str) -> str:
@@ -86,6 +110,8 @@ def _facet(piece: str) -> str:
         return ""
     facet = strip_framing(piece)
     content = sum(w not in STOPWORDS for w in re.findall(r"\w+", facet.lower()))
+    if not any(_folded(w) not in STOPWORDS | SOURCE_WORDS and not YEAR_OR_ACRONYM.match(w) for w in re.findall(r"\w+", facet)):
+        return ""  # it only names sources
     needed = MIN_INSTRUCTION_CONTENT_WORDS if INSTRUCTION.match(piece) else 1
     return facet if len(piece.split()) >= MIN_FACET_WORDS and content >= needed else ""
 

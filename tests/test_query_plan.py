@@ -51,3 +51,16 @@ def test_listed_items_are_facets_and_writing_instructions_are_not():
     assert "legal commitments of the 1954 Convention" in request_facets(
         "Draft a note on heritage at risk: combine the legal commitments of the 1954 Convention, and the training of "
         "armed forces.")
+
+
+def test_a_part_that_only_names_the_sources_is_not_a_facet():
+    # "What do the UNESCO texts say" asks for no evidence of its own: searched, it took a place from the topic's
+    assert request_facets("Can a government cite cultural diversity to restrict human rights? What do the UNESCO texts say?") == []
+    assert request_facets("Draft a recommendation on education programmes, especially for young people, grounded in "
+                          "the UNESCO conventions.") == ["education programmes", "especially for young people"]
+    for part in ("According to the ASEF report", "Que disent les textes de l'UNESCO ?", "¿Qué dicen los documentos?",
+                 "Was sagt die Konvention von 2005?", "In the WVR article"):
+        assert request_facets(f"What is cultural diversity? {part}") == [], part
+    # a part that names sources and a topic is one
+    assert request_facets("What is cultural diversity? What do the UNESCO texts say about heritage?") == [
+        "What is cultural diversity", "What do the UNESCO texts say about heritage"]
