@@ -13,9 +13,10 @@ we listen") is not searched: in the interleaved ranking it would take a place fr
 from __future__ import annotations
 
 import re
-import unicodedata
 
 from bm25s.stopwords import STOPWORDS_EN, STOPWORDS_FRENCH, STOPWORDS_GERMAN, STOPWORDS_SPANISH
+
+from assistant.counterparts import fold
 
 # Verbs that ask for a piece of writing, as users put them (imperative or polite form, with "me"/"us").
 REQUEST_VERBS = (
@@ -68,27 +69,20 @@ QUOTED = re.compile(r"\"[^\"]+\"|“[^”]+”|«[^»]+»|„[^“”]+[“”]|
 # evidence to search for. Accent-free, lower case.
 SOURCE_WORDS = frozenset("""
     text texts document documents library source sources report reports article articles convention conventions
-    declaration declarations instrument instruments charter say says said according grounded based cite citing
-    unesco lab what do does did is are
-    que quoi qu est
-    lo
-    was steht
-    gi noi
-    texte textes bibliotheque rapport rapports instrument disent dit selon appuyant vous fonde fondee
+    declaration declarations instrument instruments charter unesco lab say says said according grounded based cite
+    citing what do does did is are
+    texte textes bibliotheque rapport rapports disent dit selon appuyant vous fonde fondee que quoi qu est
     texto textos documento documentos biblioteca fuente fuentes informe informes convencion convenciones declaracion
-    instrumento instrumentos dicen dice segun basandose
-    dokument dokumente bibliothek quelle quellen bericht berichte konvention ubereinkommen erklarung sagt sagen laut gemass
-    theo tai lieu thu vien cong uoc tuyen bo
+    instrumento instrumentos dicen dice segun basandose lo
+    dokument dokumente bibliothek quelle quellen bericht berichte konvention ubereinkommen erklarung sagt sagen laut
+    gemass was steht
+    theo tai lieu thu vien cong uoc tuyen bo gi noi
 """.split())
+NOT_TOPIC = frozenset(map(fold, STOPWORDS)) | SOURCE_WORDS
 YEAR_OR_ACRONYM = re.compile(r"^(1[5-9]\d\d|20\d\d|[A-Z]{2,}\w*)$")
 MIN_FACET_WORDS = 2  # a listed item ("alumni structures", "sobre las mujeres") is a facet
 MIN_INSTRUCTION_CONTENT_WORDS = 2  # an instruction ("Cite the principles") is one only if its object names more
 MAX_FACETS = 6
-
-
-def _folded(word: str) -> str:
-    """Lower case without accents."""
-    return "".join(ch for ch in unicodedata.normalize("NFKD", word) if not unicodedata.combining(ch)).lower()
 
 
 def strip_framing(question: str) -> str:
@@ -110,7 +104,7 @@ def _facet(piece: str) -> str:
         return ""
     facet = strip_framing(piece)
     content = sum(w not in STOPWORDS for w in re.findall(r"\w+", facet.lower()))
-    if not any(_folded(w) not in STOPWORDS | SOURCE_WORDS and not YEAR_OR_ACRONYM.match(w) for w in re.findall(r"\w+", facet)):
+    if all(fold(w) in NOT_TOPIC or YEAR_OR_ACRONYM.match(w) for w in re.findall(r"\w+", facet)):
         return ""  # it only names sources
     needed = MIN_INSTRUCTION_CONTENT_WORDS if INSTRUCTION.match(piece) else 1
     return facet if len(piece.split()) >= MIN_FACET_WORDS and content >= needed else ""

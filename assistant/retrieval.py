@@ -305,22 +305,17 @@ class Retriever:
         named_chunks = self._allowed_chunks(frozenset(named_ids)) if named_ids else None
 
         # The whole request, over every allowed document and, fused with it, over the documents it
-        # names: they lead without hiding the rest of the library. Within the named documents the
-        # request and its facets are searched without the citations (see ``without_citations``).
-        facets = request_facets(query)
+        # names: they lead without hiding the rest of the library. Once it names documents, the request
+        # and its facets are searched without the instruments they cite (see ``without_citations``).
+        searched, facets = query, request_facets(query)
         if named_ids:
-            facets = [without_citations(facet) for facet in facets]
-        within = without_citations(query) if named_ids else query
-        vector, within_vector, *facet_vectors = embed_queries(
-            self.library.vectors.embeddings, [query, within, *facets]
-        )
-        searches = [(within, within_vector, doc_ids, allowed_chunks)]
-        if named_ids:
-            searches.append((within, within_vector, named_ids, named_chunks))
+            searched, facets = without_citations(query), [without_citations(facet) for facet in facets]
+        vector, *facet_vectors = embed_queries(self.library.vectors.embeddings, [searched, *facets])
+        searches = [(doc_ids, allowed_chunks)] + ([(named_ids, named_chunks)] if named_ids else [])
         whole: dict[str, float] = {}
         evidence: dict[str, dict] = {}
-        for text, text_vector, restrict_docs, restrict_chunks in searches:
-            ranking, found = self._fused_ranking(text, text_vector, n, restrict_docs, restrict_chunks, total_chunks)
+        for restrict_docs, restrict_chunks in searches:
+            ranking, found = self._fused_ranking(searched, vector, n, restrict_docs, restrict_chunks, total_chunks)
             for rank, cid in enumerate(ranking, start=1):
                 whole[cid] = whole.get(cid, 0.0) + 1.0 / (self.settings.rrf_k + rank)
                 evidence.setdefault(cid, found[cid])
