@@ -316,9 +316,12 @@ def test_cpu_model_reads_excerpts_but_citations_are_checked_on_whole_passages(en
     model = CpuModel(f"{sentence} [1].")
     answer = run(AnswerEngine(engine.settings, engine.retriever, model=model), AnswerRequest(question))
     whole = run(AnswerEngine(engine.settings, engine.retriever, model=ScriptedModel("x")), AnswerRequest(question))
-    prompt = model.prompts[0]
-    passages_part = prompt.split("Passages:")[1]
-    assert count_tokens(passages_part) < 0.6 * sum(count_tokens(p.text) for p in passages)
+    # the same CPU model with excerpts turned off reads the whole passages
+    whole_model = CpuModel("x")
+    whole_settings = engine.settings.model_copy(update={"llm_excerpt_tokens": 0})
+    run(AnswerEngine(whole_settings, engine.retriever, model=whole_model), AnswerRequest(question))
+    excerpts_part, whole_part = (m.prompts[0].split("Passages:")[1] for m in (model, whole_model))
+    assert count_tokens(excerpts_part) < 0.6 * count_tokens(whole_part)
     assert answer.timings["prompt_tokens"] < whole.timings["prompt_tokens"]
     # verified against the whole passage (a sentence that is a list of clauses gets a citation per clause)
     assert answer.citations and {c.chunk_id for c in answer.citations} == {passages[0].chunk_id}
