@@ -11,13 +11,15 @@ from conftest import DEV_SET
 from eval.metrics import gold_ranks, load_questions, recall_at
 
 pytestmark = pytest.mark.slow
-RECALL_FLOOR = 0.9  # the target for the dev set
+RECALL_FLOOR = 0.9  # the CI gate for the dev set (its target, 0.95, is not met: 0.923)
 VALIDATION_SET = Path(__file__).resolve().parents[1] / "eval" / "questions" / "validation.jsonl"
 # Written blind from the corpus (17 long multi-facet briefs, drafts and questions, 50 gold quotes):
 # measured 0.42 with one query per request, 0.54 with instruments cited by year and facets searched, 0.56 with
 # sentence vectors (held-out set: 0.558 → 0.615), 0.62 with listed items as facets, 0.66 with BM25 over sentences
-# (held-out 0.635; docs/evaluation.md).
-VALIDATION_FLOOR = 0.6  # a regression guard below the current 0.66
+# (held-out 0.635), 0.68 on an AVX2 machine whose embedder rounds differently, unchanged by searching cited
+# instruments without the citation (held-out 0.654) and not searching parts that only name sources (0.673;
+# docs/evaluation.md).
+VALIDATION_FLOOR = 0.6  # a regression guard below the current 0.68
 
 
 def test_recall_at_5_on_dev_set(default_retriever):
