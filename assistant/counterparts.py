@@ -91,7 +91,7 @@ def _type_words(info: DocumentInfo) -> list[str]:
 
 def _year_context(request: str, year: re.Match[str]) -> tuple[list[str], list[str]]:
     """The words within YEAR_CONTEXT_WORDS before and after a year of the request, function words not counted:
-    "la Convention de La Haye de 1954" holds its type three words from the year, "the Convention of 1970" one."""
+    "la Convention de La Haye de 1954" holds its type two content words from the year, "the Convention of 1970" one."""
     def nearest(words: list[str]) -> list[str]:
         kept, content = [], 0
         for word in words:

@@ -79,11 +79,9 @@ class OpenAIEndpointEmbeddings(Embeddings):
 
 
 def embed_queries(embeddings: Embeddings, texts: list[str]) -> list[list[float]]:
-    """Query vectors for ``texts``, each distinct text embedded once, in one batch when the embedder offers it."""
-    distinct = list(dict.fromkeys(texts))
+    """Query vectors for ``texts``, in one batch when the embedder offers it."""
     batch = getattr(embeddings, "embed_queries", None)
-    vectors = dict(zip(distinct, batch(distinct) if batch else [embeddings.embed_query(t) for t in distinct]))
-    return [vectors[text] for text in texts]
+    return batch(texts) if batch else [embeddings.embed_query(text) for text in texts]
 
 
 def unit_rows(vectors) -> np.ndarray:

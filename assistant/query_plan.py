@@ -103,8 +103,9 @@ def _facet(piece: str) -> str:
     if not piece or PURPOSE_ONLY.match(piece):
         return ""
     facet = strip_framing(piece)
-    content = sum(w not in STOPWORDS for w in re.findall(r"\w+", facet.lower()))
-    if all(fold(w) in NOT_TOPIC or YEAR_OR_ACRONYM.match(w) for w in re.findall(r"\w+", facet)):
+    words = re.findall(r"\w+", facet)
+    content = sum(w.lower() not in STOPWORDS for w in words)
+    if all(fold(w) in NOT_TOPIC or YEAR_OR_ACRONYM.match(w) for w in words):
         return ""  # it only names sources
     needed = MIN_INSTRUCTION_CONTENT_WORDS if INSTRUCTION.match(piece) else 1
     return facet if len(piece.split()) >= MIN_FACET_WORDS and content >= needed else ""

@@ -54,7 +54,7 @@ def test_instruments_cited_by_year_and_type_in_any_language():
 
 
 def test_a_citation_spelled_out_with_function_words_still_cites():
-    # "la Convention de La Haye de 1954": the type stands five words from the year, three content words
+    # "la Convention de La Haye de 1954": the type is the fifth word before the year, the second content word
     assert cited_documents("La Convention de La Haye de 1954 permet-elle de lever la protection ?", INSTRUMENTS) == {"h1954"}
     assert cited_documents("¿Qué dice la Convención de La Haya de 1954?", INSTRUMENTS) == {"h1954"}
     assert cited_documents("Was verlangt das Haager Abkommen von 1954?", INSTRUMENTS) == {"h1954"}
