@@ -304,30 +304,21 @@ class Retriever:
         named_ids = sorted(named) if len(named) < len(allowed) else []
         named_chunks = self._allowed_chunks(frozenset(named_ids)) if named_ids else None
 
-        # The whole request, over every allowed document and, fused with it, over the documents it
-        # names: they lead without hiding the rest of the library. Once it names documents, the request
-        # and its facets are searched without the instruments they cite (see ``without_citations``).
+        # The whole request, then each facet of a multi-facet request on its own, over every allowed
+        # document and, fused with it, over the documents the request names: they lead without hiding
+        # the rest of the library (a facet may ask for what only another document holds: "…the 2003
+        # Convention and the Vietnamese experience"). Once the request names documents, it and its facets
+        # are searched without the instruments they cite (see ``without_citations``).
         searched, facets = query, request_facets(query)
         if named_ids:
             searched, facets = without_citations(query), [without_citations(facet) for facet in facets]
-        vector, *facet_vectors = embed_queries(self.library.vectors.embeddings, [searched, *facets])
+        vectors = embed_queries(self.library.vectors.embeddings, [searched, *facets])
         searches = [(doc_ids, allowed_chunks)] + ([(named_ids, named_chunks)] if named_ids else [])
-        whole: dict[str, float] = {}
         evidence: dict[str, dict] = {}
-        for restrict_docs, restrict_chunks in searches:
-            ranking, found = self._fused_ranking(searched, vector, n, restrict_docs, restrict_chunks, total_chunks)
-            for rank, cid in enumerate(ranking, start=1):
-                whole[cid] = whole.get(cid, 0.0) + 1.0 / (self.settings.rrf_k + rank)
-                evidence.setdefault(cid, found[cid])
-        rankings = [sorted(whole, key=whole.__getitem__, reverse=True)]
-        # Each facet of a multi-facet request on its own, within the named documents if any.
-        for facet, facet_vector in zip(facets, facet_vectors):
-            ranking, found = self._fused_ranking(
-                facet, facet_vector, n, named_ids or doc_ids, named_chunks or allowed_chunks, total_chunks
-            )
-            rankings.append(ranking)
-            for cid in ranking:
-                evidence.setdefault(cid, found[cid])
+        rankings = [
+            self._ranking_over(text, text_vector, n, searches, total_chunks, evidence)
+            for text, text_vector in zip([searched, *facets], vectors)
+        ]
         scores = self._interleave(rankings)
         ranked = list(scores)
         rows = self.library.store.chunks_by_id(ranked)
@@ -348,6 +339,20 @@ class Retriever:
             if len(passages) == k:
                 break
         return passages
+
+    def _ranking_over(
+        self, query: str, vector: list[float], n: int, searches: list[tuple[list[str] | None, frozenset[str] | None]],
+        total_chunks: int, evidence: dict[str, dict],
+    ) -> list[str]:
+        """Chunk ids for one query, best first: its fused rankings over each of ``searches`` (allowed documents
+        and their chunks), fused again by reciprocal rank; each chunk's first ranking evidence goes into ``evidence``."""
+        fused: dict[str, float] = {}
+        for restrict_docs, restrict_chunks in searches:
+            ranking, found = self._fused_ranking(query, vector, n, restrict_docs, restrict_chunks, total_chunks)
+            for rank, cid in enumerate(ranking, start=1):
+                fused[cid] = fused.get(cid, 0.0) + 1.0 / (self.settings.rrf_k + rank)
+                evidence.setdefault(cid, found[cid])
+        return sorted(fused, key=fused.__getitem__, reverse=True)
 
     def _interleave(self, rankings: list[list[str]]) -> dict[str, float]:
         """Round robin over the rankings (the whole request's first), best first: a chunk's score is

@@ -67,6 +67,17 @@ def test_within_a_cited_instrument_the_topic_ranks_not_the_citation(default_retr
     assert any("Withdrawal of immunity" in p.section for p in french), [p.section for p in french]
 
 
+def test_a_facet_finds_evidence_outside_the_cited_instrument(default_retriever):
+    # Facets were once searched only within the instruments the request cites, so the second part here,
+    # which only the ASEF lab report answers, found nothing.
+    request = ("Draft a joint recommendation grounded in the 2003 Convention: how communities safeguard their living "
+               "heritage, and how artist mobility between Asia and Europe can be made fairer.")
+    passages = default_retriever.search(request, k=5, mode="draft")
+    sources = [p.source_file for p in passages]
+    assert sources[0] == "unesco-2003-convention-intangible-cultural-heritage.md", sources
+    assert any(p.source_file.startswith("asef-linkup") and "mobility" in p.text for p in passages), sources
+
+
 def test_cross_lingual_question_finds_english_passage(default_retriever):
     passages = default_retriever.search(
         "Was bedeutet 'innere Wärme, äußere Harmonie' in der vietnamesischen Diplomatie?", k=5
