@@ -76,11 +76,14 @@ def counterpart_names(info: DocumentInfo) -> list[tuple[str, bool]]:
 
 
 def named_documents(request: str, documents: Iterable[DocumentInfo]) -> set[str]:
-    """Ids of the documents whose country, region or publisher the request names."""
+    """Ids of the documents whose country, region or publisher the request names ("Việt Nam", as Vietnamese
+    writes it, names Vietnam: for a place, each pair of adjacent words is also tried as one; an acronym must
+    stand as a word of its own)."""
     words = re.findall(r"\w+", fold(request))
+    joined = words + [first + second for first, second in zip(words, words[1:])]
     return {
         doc.doc_id for doc in documents
-        if any(_named(name, words, exact) for name, exact in counterpart_names(doc))
+        if any(_named(name, words if exact else joined, exact) for name, exact in counterpart_names(doc))
     }
 
 

@@ -7,7 +7,8 @@ also ask several things at once ("their stated principles and what they want cul
 a list after a colon: "multilingual content, access for under-resourced regions, …"):
 ``request_facets`` splits them, so that retrieval can find evidence for every part, not only for
 the most generic one. A part that only says how to write ("Cite the principles", "so I can show
-we listen") is not searched: in the interleaved ranking it would take a place from real evidence.
+we listen", "It should cover", "Debe incluir") or only names the sources ("What do the UNESCO texts
+say") is not searched: in the interleaved ranking it would take a place from real evidence.
 """
 
 from __future__ import annotations
@@ -78,11 +79,27 @@ SOURCE_WORDS = frozenset("""
     gemass was steht
     theo tai lieu thu vien cong uoc tuyen bo gi noi
 """.split())
-NOT_TOPIC = frozenset(map(fold, STOPWORDS)) | SOURCE_WORDS
+# Words that only say what to write and for which occasion ("It should cover", "these sections", "Debe incluir",
+# "Merci de proposer un texte structuré qui traite", "một bản tóm tắt trước cuộc họp gồm"): with the source words,
+# a part made only of these asks for no evidence either. Accent-free, lower case.
+WRITING_WORDS = frozenset("""
+    brief briefing note notes memo draft drafting drafted recommendation recommendations summary text paragraph
+    paragraphs operative section sections point points part parts cover covers covering include includes including
+    address structure structured should must need needs want wants please following short joint one two three four
+    five six page meeting next week we our us i my me you your
+    entretien reunion semaine prochaine structure propose proposer proposez traite traitent traiter inclure comprendre
+    paragraphe paragraphes merci commune conjointe redigeons rediger trois quatre cinq
+    debe deben incluir incluya incluye reunion semana proxima seccion secciones punto puntos parrafo parrafos
+    conjunta redactar queremos tres cuatro cinco
+    briefing kurzes kurzen kurze notiz abschnitt abschnitte punkt punkte enthalten umfassen vor bitte sollte soll muss
+    treffen woche nachste gemeinsame drei vier funf
+    ban tom tat truoc cuoc hop gom bao giup toi chung muc diem doan soan thao mot hai ba bon nam tuan sau
+""".split())
+NOT_TOPIC = frozenset(map(fold, STOPWORDS)) | SOURCE_WORDS | WRITING_WORDS
 YEAR_OR_ACRONYM = re.compile(r"^(1[5-9]\d\d|20\d\d|[A-Z]{2,}\w*)$")
 MIN_FACET_WORDS = 2  # a listed item ("alumni structures", "sobre las mujeres") is a facet
 MIN_INSTRUCTION_CONTENT_WORDS = 2  # an instruction ("Cite the principles") is one only if its object names more
-MAX_FACETS = 6
+MAX_FACETS = 8  # a long brief's context sentences and its listed parts (six cut the last parts asked for)
 
 
 def strip_framing(question: str) -> str:

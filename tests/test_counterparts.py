@@ -18,6 +18,9 @@ def test_demonyms_and_other_languages_name_the_country():
     assert named_documents("Préparez une note avant de rencontrer nos homologues vietnamiens", LIBRARY) == {"vn"}
     assert named_documents("Chuẩn bị cuộc gặp với đối tác Vietnam", LIBRARY) == {"vn"}
     assert named_documents("Briefing on German cultural policy", LIBRARY) == {"de"}
+    # Vietnamese writes the country's name in two words
+    assert named_documents("Tôi sắp họp với Bộ Ngoại giao Việt Nam", LIBRARY) == {"vn"}
+    assert named_documents("the a sef trade", LIBRARY) == set()  # an acronym is not joined from two words
 
 
 def test_organisations_by_acronym_and_regions_by_name():

@@ -64,3 +64,27 @@ def test_a_part_that_only_names_the_sources_is_not_a_facet():
     # a part that names sources and a topic is one
     assert request_facets("What is cultural diversity? What do the UNESCO texts say about heritage?") == [
         "What is cultural diversity", "What do the UNESCO texts say about heritage"]
+
+
+def test_a_part_that_only_says_what_to_write_is_not_a_facet():
+    # "It should cover", "Debe incluir", "Merci de proposer un texte structuré qui traite" lead into the list of
+    # what is asked; searched, each took a place in the interleave from a listed part
+    facets = request_facets("As alumni, we're drafting a joint recommendation to our funders. It should cover: an alumni "
+                            "network, peer mentoring, and training programmes for the cultural industries.")
+    assert facets[-3:] == ["alumni network", "peer mentoring", "training programmes for the cultural industries"]
+    assert not any("cover" in facet for facet in facets), facets
+    for lead_in in ("Debe incluir", "Merci de proposer un texte structuré qui traite", "We need these sections",
+                    "Hãy soạn giúp tôi một bản tóm tắt trước cuộc họp gồm"):
+        facets = request_facets(f"{lead_in}: la diversité linguistique en ligne, la fracture numérique entre pays.")
+        assert facets == ["diversité linguistique en ligne", "fracture numérique entre pays"], (lead_in, facets)
+
+
+def test_a_long_request_keeps_its_last_listed_parts():
+    # with six facets at most, the context sentences took the places and the last asked-for parts were cut
+    request = ("Our lab working group (museum staff, a heritage NGO and two foreign-ministry officials) wants to issue "
+               "a joint recommendation to ministries on protecting heritage from armed conflict. Please draft it with "
+               "three operative paragraphs: what states should do in peacetime to prepare, what should change in the "
+               "training of armed forces, and what states owe to heritage located on other states' territory.")
+    facets = request_facets(request)
+    assert facets[-1] == "what states owe to heritage located on other states' territory", facets
+    assert "what should change in the training of armed forces" in facets
