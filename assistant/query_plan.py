@@ -133,13 +133,21 @@ def request_facets(question: str) -> list[str]:
 
     "Brief me before meeting X: their principles, what they want culture to achieve, and …" asks
     for evidence on each part; one query for the whole request finds the most generic passages and
-    misses the rest.
+    misses the rest. Parts listed after a colon come first (retrieval interleaves the parts in order).
     """
     topic = strip_framing(question)
     quotes = [m.group(0) for m in QUOTED.finditer(topic)]  # a quotation is never cut
     for i, quote in enumerate(quotes):
         topic = topic.replace(quote, f"\x00{i}\x00", 1)
-    pieces = [re.sub(r"\x00(\d+)\x00", lambda m: quotes[int(m.group(1))], piece).strip(" ,.;:?!¿¡'\"")
-              for piece in FACET_BREAK.split(topic)]
-    facets = [facet for facet in map(_facet, pieces) if facet]
+    def facets_of(text: str) -> list[str]:
+        pieces = [re.sub(r"\x00(\d+)\x00", lambda m: quotes[int(m.group(1))], piece).strip(" ,.;:?!¿¡'\"")
+                  for piece in FACET_BREAK.split(text)]
+        return [facet for facet in map(_facet, pieces) if facet]
+
+    # The parts listed after a colon are what is asked for; what comes before it (who writes, for whom, the
+    # occasion: "Our lab group (arts NGOs plus two officials) wants a recommendation… Draft it covering: …")
+    # is context, and is searched after them.
+    head, colon, tail = topic.partition(":")
+    listed = facets_of(tail) if colon else []
+    facets = listed + facets_of(head) if len(listed) >= 2 else facets_of(topic)
     return facets[:MAX_FACETS] if len(facets) > 1 else []

@@ -13,8 +13,9 @@ def test_framing_is_removed_and_the_topic_kept():
 def test_a_multi_facet_request_is_split_into_its_parts():
     facets = request_facets("Brief me before a meeting with Vietnamese counterparts on cultural cooperation: "
                             "their stated principles and what they want culture to achieve.")
-    assert facets == ["Vietnamese counterparts on cultural cooperation", "their stated principles",
-                      "what they want culture to achieve"]
+    # the parts listed after the colon first: what comes before it is the occasion
+    assert facets == ["their stated principles", "what they want culture to achieve",
+                      "Vietnamese counterparts on cultural cooperation"]
 
 
 def test_facets_in_other_languages_and_lists():
@@ -45,8 +46,8 @@ def test_listed_items_are_facets_and_writing_instructions_are_not():
     facets = request_facets("Draft a joint recommendation on making online cultural exchange more inclusive: "
                             "multilingual content, access for under-resourced regions, and partnerships around new "
                             "technologies. Cite the principles, so that we can show the ministry we listened.")
-    assert facets == ["making online cultural exchange more inclusive", "multilingual content",
-                      "access for under-resourced regions", "partnerships around new technologies"]
+    assert facets == ["multilingual content", "access for under-resourced regions",
+                      "partnerships around new technologies", "making online cultural exchange more inclusive"]
     # an instruction whose object names something specific is searched for that object
     assert "legal commitments of the 1954 Convention" in request_facets(
         "Draft a note on heritage at risk: combine the legal commitments of the 1954 Convention, and the training of "
@@ -71,7 +72,7 @@ def test_a_part_that_only_says_what_to_write_is_not_a_facet():
     # what is asked; searched, each took a place in the interleave from a listed part
     facets = request_facets("As alumni, we're drafting a joint recommendation to our funders. It should cover: an alumni "
                             "network, peer mentoring, and training programmes for the cultural industries.")
-    assert facets[-3:] == ["alumni network", "peer mentoring", "training programmes for the cultural industries"]
+    assert facets[:3] == ["alumni network", "peer mentoring", "training programmes for the cultural industries"]
     assert not any("cover" in facet for facet in facets), facets
     for lead_in in ("Debe incluir", "Merci de proposer un texte structuré qui traite", "We need these sections",
                     "Hãy soạn giúp tôi một bản tóm tắt trước cuộc họp gồm"):
@@ -79,12 +80,15 @@ def test_a_part_that_only_says_what_to_write_is_not_a_facet():
         assert facets == ["diversité linguistique en ligne", "fracture numérique entre pays"], (lead_in, facets)
 
 
-def test_a_long_request_keeps_its_last_listed_parts():
-    # with six facets at most, the context sentences took the places and the last asked-for parts were cut
+def test_a_long_request_keeps_its_listed_parts_and_puts_them_first():
+    # with six facets at most, the context sentences took the places and the last asked-for parts were cut;
+    # searched first, they took the first places in the interleaved ranking
     request = ("Our lab working group (museum staff, a heritage NGO and two foreign-ministry officials) wants to issue "
                "a joint recommendation to ministries on protecting heritage from armed conflict. Please draft it with "
                "three operative paragraphs: what states should do in peacetime to prepare, what should change in the "
                "training of armed forces, and what states owe to heritage located on other states' territory.")
     facets = request_facets(request)
-    assert facets[-1] == "what states owe to heritage located on other states' territory", facets
-    assert "what should change in the training of armed forces" in facets
+    assert facets[:3] == ["what states should do in peacetime to prepare",
+                          "what should change in the training of armed forces",
+                          "what states owe to heritage located on other states' territory"], facets
+    assert "museum staff" in facets[3:]
