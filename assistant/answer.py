@@ -45,7 +45,16 @@ SYNTHESIS_EXCERPT_SHARE = 2 / 3  # of the excerpt budget for a synthesis, whose 
 ABSTAIN_DENSE_SCORE = 0.78   # below this best e5 cosine, nothing in the library is about the question
 ANCHOR = re.compile(r"\b(?:[A-Z][A-Za-z]*\d[\w-]*|\d+[A-Za-z]+\w*|[A-Z]{2,}[a-z]?|1[5-9]\d\d|20\d\d)\b")
 URL = re.compile(r"\S*(?:://|www\.|\.(?:org|com|net|int|gov)\b)\S*", re.IGNORECASE)
-NUMERIC_QUESTION = re.compile(r"\b(how (much|many)|combien|cu[aá]nt[oa]s?|wie (viel|viele)|bao nhi[eê]u)\b", re.I)
+NUMERIC_QUESTION = re.compile(
+    r"\b(how (much|many)|combien|cu[aá]nt[oa]s?(?! tiempo)|wie (viel|viele)|bao nhi[eê]u)\b", re.I
+)  # "por cuánto tiempo" asks how long
+# A figure in the evidence: digits, or a number the sources spell out ("a term of four years", "two-thirds").
+FIGURE = re.compile(
+    r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|hundred"
+    r"|thousand|million|billion|half|thirds?|quarters?|twice|double)\b", re.I,
+)
+GENERIC_ACRONYMS = frozenset({"NGO", "NGOs", "CSO", "CSOs"})  # kinds of organisation, not names the library could lack
+DEMONYM_SUFFIXES = ("ian", "ean", "ese", "an", "n")  # "Asian" names Asia, "European" Europe, "Vietnamese" Vietnam
 
 
 class InputError(ValueError):
@@ -136,7 +145,7 @@ def question_anchors(question: str, passages: Sequence[Passage] = ()) -> set[str
     """Acronyms, codes and years; in English questions also capitalised names inside the sentence ("…
     strategy: Hallyu export figures"), except words the ``passages`` use as common nouns: the "Culture" of
     "Ministry of Culture" names nothing the library could lack."""
-    anchors = set(ANCHOR.findall(question))
+    anchors = set(ANCHOR.findall(question)) - GENERIC_ACRONYMS
     if detect_language(question) == "en":
         prose = URL.sub(" ", " ".join(p.text for p in passages))  # "asef.org/asia-europe" is no common noun
         for match in re.finditer(r"(?<=[a-z,;:] )([A-Z][a-z]{2,})\b", question):
@@ -148,9 +157,18 @@ def question_anchors(question: str, passages: Sequence[Passage] = ()) -> set[str
 
 def missing_anchors(anchors: Iterable[str], passages: Sequence[Passage]) -> list[str]:
     """The ``anchors`` (see ``question_anchors``) that no retrieved passage mentions (its text, or its document's
-    metadata: "the 2005 Convention" is named by any passage of the convention of 2005)."""
+    metadata: "the 2005 Convention" is named by any passage of the convention of 2005). A demonym counts as its
+    place: "Asian ministries" is about Asia, which the passages name."""
     haystack = " ".join(f"{p.title} {p.year or ''} {p.publisher} {p.section} {p.text}" for p in passages).lower()
-    return sorted(a for a in anchors if a.lower() not in haystack)
+    words = set(re.findall(r"\w+", haystack))
+
+    def mentioned(anchor: str) -> bool:
+        anchor = anchor.lower()
+        return anchor in haystack or any(
+            anchor.endswith(suffix) and anchor[: -len(suffix)] in words for suffix in DEMONYM_SUFFIXES
+        )
+
+    return sorted(a for a in anchors if not mentioned(a))
 
 
 def excerpt_query(query: str, request: AnswerRequest) -> str:
@@ -527,7 +545,7 @@ class AnswerEngine:
     ) -> str:
         cross_lingual = any(p.language and p.language != language for p in passages[:3])
         text = extractive_answer(question, passages, mode, verifier.scorer, cross_lingual)
-        if text and NUMERIC_QUESTION.search(question) and not re.search(r"\d", re.sub(r"\[\d+\]", "", text)):
+        if text and NUMERIC_QUESTION.search(question) and not FIGURE.search(re.sub(r"\[\d+\]", "", text)):
             return ""  # a "how much / how many" question whose best evidence holds no figure
         return text
 

@@ -35,6 +35,7 @@ TYPE_WORDS = {
     "report": ("report", "rapport", "bericht", "informe", "bao cao"),
     "strategy": ("strategy", "strategie", "estrategia", "chien luoc"),
     "article": ("article", "artikel", "articulo", "bai bao", "bai viet"),
+    "protocol": ("protocol", "protocole", "protokoll", "protocolo", "nghi dinh thu"),
 }
 
 

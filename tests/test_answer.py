@@ -193,6 +193,35 @@ def test_an_instrument_the_library_does_not_hold_is_refused_though_its_theme_is_
     assert not held.abstained and held.citations  # the instrument it cites is in the library
 
 
+def test_a_protocol_the_library_does_not_hold_is_refused_though_its_convention_is_held(engine):
+    # The 1954 Hague Convention is in the library; its 1999 Second Protocol is not, and "Protocol" was no
+    # instrument type, so its questions were answered from the Convention's preamble.
+    question = "Which cultural property qualifies for enhanced protection under the 1999 Second Protocol to the Hague Convention?"
+    answer = run(engine, AnswerRequest(question))
+    assert answer.abstained and answer.citations == []
+    held = run(engine, AnswerRequest("What does the 1954 Hague Convention ask of armed forces in peacetime?"))
+    assert not held.abstained and held.citations
+
+
+def test_asian_and_european_name_places_the_library_covers_and_ngo_names_nothing(engine):
+    # "Asian", "European" and "NGO" were taken for names the library lacks, and this draft was refused.
+    question = ("Our working group (a heritage NGO and museum staff) wants a joint recommendation to Asian and European "
+                "ministries on preparing in peacetime to protect museum collections from armed conflict.")
+    answer = run(engine, AnswerRequest(question, mode="draft"))
+    assert not answer.abstained and answer.citations
+    assert any(c.source_file.startswith("hague-1954") for c in answer.citations)
+
+
+def test_a_how_long_question_is_answered_with_a_term_written_in_words(engine):
+    # "por cuánto tiempo" (how long) was read as "how much", and "a term of four years" holds no digit: the
+    # extractive answer was dropped as if its evidence held no figure.
+    question = ("En la Convención de 2003 para la Salvaguardia del Patrimonio Cultural Inmaterial, ¿por cuánto tiempo se "
+                "elige a los Estados miembros del Comité y pueden ser reelegidos?")
+    answer = run(engine, AnswerRequest(question))
+    assert not answer.abstained and answer.citations
+    assert any("four years" in c.quote for c in answer.citations), [c.quote for c in answer.citations]
+
+
 def test_an_edition_the_library_does_not_hold_is_refused_though_another_years_is(engine):
     # The library holds the 2024 (second) edition of ASEF LinkUp, and a 2025 article that never names it.
     question = "Brief me on the outcomes of ASEF LinkUp in 2025: where it was held and what its fellows recommended."
