@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 8000
 export POLICYLAB_DATA_DIR ?= data
 
-.PHONY: run test setup index system-deps bench eval eval-validation eval-holdout clean llm llm-runtime model test-models bench-llm load-test reliability
+.PHONY: run test setup index system-deps bench eval eval-validation eval-holdout eval-blind clean llm llm-runtime model test-models bench-llm load-test reliability
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -103,6 +103,12 @@ eval-validation: setup
 # The second blind set (mirrors the dev set's mix; run it to check a change generalises, never tune to it) → reports/holdout/.
 eval-holdout: setup
 	$(POLICYLAB) eval --questions eval/questions/holdout.jsonl --corpus knowledge --compare baseline --out reports/holdout --backend $(EVAL_BACKEND)
+
+# Two more blind sets (written on 2026-11-27 by helpers that saw only the corpus: 24 and 20 requests, mostly long briefs
+# and drafts in five languages) → reports/blind2/, reports/blind3/.
+eval-blind: setup
+	$(POLICYLAB) eval --questions eval/questions/blind2.jsonl --corpus knowledge --compare baseline --out reports/blind2 --backend $(EVAL_BACKEND)
+	$(POLICYLAB) eval --questions eval/questions/blind3.jsonl --corpus knowledge --compare baseline --out reports/blind3 --backend $(EVAL_BACKEND)
 
 # Bounded loopback load test (20 chats: 60 s warm-up, then 60 s measured, on the extractive backend; then 3 at once on a local model
 # when installed) -> reports/load/load_test.json. LOAD_ARGS=--skip-model for run 1 only.
