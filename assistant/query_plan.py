@@ -87,11 +87,11 @@ WRITING_WORDS = frozenset("""
     paragraphs operative section sections point points part parts cover covers covering include includes including
     address structure structured should must need needs want wants please following short joint one two three four
     five six page meeting next week we our us i my me you your
-    entretien reunion semaine prochaine structure propose proposer proposez traite traitent traiter inclure comprendre
+    entretien reunion semaine prochaine propose proposer proposez traite traitent traiter inclure comprendre
     paragraphe paragraphes merci commune conjointe redigeons rediger trois quatre cinq
-    debe deben incluir incluya incluye reunion semana proxima seccion secciones punto puntos parrafo parrafos
+    debe deben incluir incluya incluye semana proxima seccion secciones punto puntos parrafo parrafos
     conjunta redactar queremos tres cuatro cinco
-    briefing kurzes kurzen kurze notiz abschnitt abschnitte punkt punkte enthalten umfassen vor bitte sollte soll muss
+    kurzes kurzen kurze notiz abschnitt abschnitte punkt punkte enthalten umfassen vor bitte sollte soll muss
     treffen woche nachste gemeinsame drei vier funf
     ban tom tat truoc cuoc hop gom bao giup toi chung muc diem doan soan thao mot hai ba bon nam tuan sau
 """.split())
@@ -139,6 +139,7 @@ def request_facets(question: str) -> list[str]:
     quotes = [m.group(0) for m in QUOTED.finditer(topic)]  # a quotation is never cut
     for i, quote in enumerate(quotes):
         topic = topic.replace(quote, f"\x00{i}\x00", 1)
+
     def facets_of(text: str) -> list[str]:
         pieces = [re.sub(r"\x00(\d+)\x00", lambda m: quotes[int(m.group(1))], piece).strip(" ,.;:?!¿¡'\"")
                   for piece in FACET_BREAK.split(text)]
