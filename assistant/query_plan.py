@@ -123,7 +123,7 @@ def _facet(piece: str) -> str:
     words = re.findall(r"\w+", facet)
     content = sum(w.lower() not in STOPWORDS for w in words)
     if all(fold(w) in NOT_TOPIC or YEAR_OR_ACRONYM.match(w) for w in words):
-        return ""  # it only names sources
+        return ""  # it names no topic: only sources, or what to write and for which occasion
     needed = MIN_INSTRUCTION_CONTENT_WORDS if INSTRUCTION.match(piece) else 1
     return facet if len(piece.split()) >= MIN_FACET_WORDS and content >= needed else ""
 
