@@ -53,6 +53,12 @@ FIGURE = re.compile(
     r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|hundred"
     r"|thousand|million|billion|half|thirds?|quarters?|twice|double)\b", re.I,
 )
+# A reference to a provision ("Article 18", "paragraphs 2 and 4", "Article 7(1)") numbers no quantity.
+PROVISION_REFERENCE = re.compile(
+    r"\b(?:articles?|paragraphs?|sub-?paragraphs?|chapters?|sections?|annex(?:es)?|rules?|points?)\s+\d+\w?"
+    r"(?:\s*\(\w+\))*(?:\s*(?:,|and|or|to|-|–)\s*\d+\w?(?:\s*\(\w+\))*)*",
+    re.I,
+)
 GENERIC_ACRONYMS = frozenset({"NGO", "NGOs", "CSO", "CSOs"})  # kinds of organisation, not names the library could lack
 DEMONYM_SUFFIXES = ("ian", "ean", "ese", "an", "n")  # "Asian" names Asia, "European" Europe, "Vietnamese" Vietnam
 
@@ -544,9 +550,13 @@ class AnswerEngine:
         self, question: str, passages: Sequence[Passage], mode: str, language: str, verifier: CitationVerifier
     ) -> str:
         cross_lingual = any(p.language and p.language != language for p in passages[:3])
-        text = extractive_answer(question, passages, mode, verifier.scorer, cross_lingual)
-        if text and NUMERIC_QUESTION.search(question) and not FIGURE.search(re.sub(r"\[\d+\]", "", text)):
-            return ""  # a "how much / how many" question whose best evidence holds no figure
+        text = extractive_answer(question, passages, mode, verifier.scorer, cross_lingual, language)
+        if text and mode == "ask" and NUMERIC_QUESTION.search(question) and not FIGURE.search(
+            PROVISION_REFERENCE.sub("", re.sub(r"\[\d+\]", "", text))
+        ):
+            # a "how much / how many" question whose best evidence holds no figure (a brief or draft covers several
+            # things: one asked in figures that the library answers in words, "a substantial share", refuses no brief)
+            return ""
         return text
 
     @property

@@ -230,6 +230,16 @@ def missing_instruments(
 
 IDENTIFIER = re.compile(r"[A-Z][A-Z0-9]+|\w*\d\w*|[A-Z][a-z]+[A-Z]\w*")  # ASEF, G7, LinkUp
 DATE_LINK_WORDS = FUNCTION_WORDS | frozenset({"in", "en", "im", "at", "a", "à", "nam"})  # "ASEF LinkUp in 2025"
+# Words saying that a named event took place, between its name and its year ("ASEF LinkUp held in 2025", "…that
+# took place in 2025", "tenue en 2025", "celebrada en 2025", "abgehalten 2025", "diễn ra năm 2025"). Accent-free.
+EVENT_WORDS = frozenset("""
+    held hosted organised organized convened took taking place which that was were
+    tenue tenu tenues organisee organise qui a eu lieu
+    celebrada celebrado organizada organizado que tuvo lugar
+    abgehalten veranstaltet stattgefunden das die der
+    dien ra to chuc
+""".split())
+MAX_DATE_LINK_WORDS = 4
 
 
 def dated_names(request: str) -> list[tuple[str, frozenset[str]]]:
@@ -246,13 +256,13 @@ def dated_names(request: str) -> list[tuple[str, frozenset[str]]]:
             continue
         names: list[str] = []
         for step in (-1, 1):
-            j, linked = i + step, False
+            j, links = i + step, 0
             while 0 < j < len(tokens):  # the request's first word is capitalised anyway
                 word = tokens[j]
                 if word[:1].isupper() and not YEAR.fullmatch(word) and fold(word) not in FUNCTION_WORDS:
                     names.append(word)
-                elif not names and not linked and fold(word) in DATE_LINK_WORDS:
-                    linked = True
+                elif not names and links < MAX_DATE_LINK_WORDS and fold(word) in DATE_LINK_WORDS | EVENT_WORDS:
+                    links += 1
                 else:
                     break
                 j += step

@@ -9,19 +9,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from assistant.citations import SupportScorer, content_words, passage_spans
+from assistant.messages import message
 from assistant.types import Passage
 
+# Per mode, the sections of a structured answer: the message key of each heading (prompts/messages.json,
+# in the user's language) and the words added to the request to find its sentences.
 SECTION_QUERIES = {
     "brief": [
-        ("Context", "context background"),
-        ("Their stated principles and priorities", "principles priorities values"),
-        ("Sensitivities and past challenges", "challenges difficulties problems obstacles"),
-        ("Suggested talking points and questions", "cooperation recommendations goals"),
+        ("section_context", "context background"),
+        ("section_their_principles", "principles priorities values"),
+        ("section_sensitivities", "challenges difficulties problems obstacles"),
+        ("section_talking_points", "cooperation recommendations goals"),
     ],
     "draft": [
-        ("Principles it draws on", "principles values commitments"),
-        ("Past challenges it addresses", "challenges difficulties problems obstacles"),
-        ("Implementation steps", "recommendations measures actions"),
+        ("section_principles", "principles values commitments"),
+        ("section_challenges", "challenges difficulties problems obstacles"),
+        ("section_steps", "recommendations measures actions"),
     ],
 }
 SECTION_QUERIES["synthesis"] = SECTION_QUERIES["draft"]
@@ -80,20 +83,22 @@ def rank_sentences(
 
 
 def extractive_answer(
-    question: str, passages: Sequence[Passage], mode: str, scorer: SupportScorer, cross_lingual: bool = False
+    question: str, passages: Sequence[Passage], mode: str, scorer: SupportScorer, cross_lingual: bool = False,
+    language: str = "en",
 ) -> str:
-    """Markdown answer of quoted sentences with ``[n]`` markers ("" when nothing is relevant)."""
+    """Markdown answer of quoted sentences with ``[n]`` markers ("" when nothing is relevant); a brief's or
+    draft's section headings are in ``language``, the quotes in their documents' own."""
     threshold = MIN_RELEVANCE_CROSS_LINGUAL if cross_lingual else MIN_RELEVANCE
     if mode not in SECTION_QUERIES:
         best = rank_sentences(question, passages, scorer, limit=4, min_relevance=threshold, rank_prior=RANK_PRIOR)
         return "\n".join(f"- {text} [{index + 1}]" for _, index, text in best)
     lines: list[str] = []
     used: set[str] = set()
-    for heading, hint in SECTION_QUERIES[mode]:
+    for heading_key, hint in SECTION_QUERIES[mode]:
         picked = [s for s in rank_sentences(f"{question} {hint}", passages, scorer, limit=4, min_relevance=threshold - 0.03) if s[2] not in used][:2]
         if not picked:
             continue
-        lines.append(f"## {heading}")
+        lines.append(f"## {message(heading_key, language)}")
         for _, index, text in picked:
             used.add(text)
             lines.append(f"- {text} [{index + 1}]")

@@ -38,7 +38,8 @@ FRAMING_PATTERNS = [
     r"^((a|an|the|une?|la|le|les|el|los|las|una?|einen?|eine|die|der|das|một|bản)\s+)?"
     r"((short|one-page|quick|pre-meeting|joint|brève|courte|conjointe|breve|conjunta|kurze[nr]?|gemeinsame[nr]?|ngắn)\s+)*"
     rf"(({WRITING_NOUNS})\b)?\s*((conjointe|conjunta|commune|gemeinsame|chung)\b)?\s*",
-    r"^(for|to)\s+(our|my|the)\s+\w+\s*",
+    # the addressee: "for our delegation", "to our culture and trade ministries (on …)"
+    r"^(for|to)\s+(our|my|the)\s+(?:[^,.;:]*?\s+(?=(?:on|about|regarding)\s)|\w+\s*)",
     r"^(before|ahead of)\s+(a|the|our)\s+meeting\s+(with\s+)?",
     r"^(on|about|regarding)\s+",
     r"^(i|we)\s+(need|want|would\s+like)\s+",
@@ -99,6 +100,9 @@ NOT_TOPIC = frozenset(map(fold, STOPWORDS)) | SOURCE_WORDS | WRITING_WORDS
 YEAR_OR_ACRONYM = re.compile(r"^(1[5-9]\d\d|20\d\d|[A-Z]{2,}\w*)$")
 MIN_FACET_WORDS = 2  # a listed item ("alumni structures", "sobre las mujeres") is a facet
 MIN_INSTRUCTION_CONTENT_WORDS = 2  # an instruction ("Cite the principles") is one only if its object names more
+# A subject pronoun and one verb, cut off by a comma before the clause it introduces.
+LEAD_IN = re.compile(r"^(?:we|i|wir|ich|nous|je|on|nosotros|yo|chúng\s+tôi|tôi)\s+\w+$", re.IGNORECASE)
+SENTENCE_END = re.compile(r"(?<=[.?!])\s+")
 MAX_FACETS = 8  # a long brief's context sentences and its listed parts (six cut the last parts asked for)
 
 
@@ -143,12 +147,40 @@ def request_facets(question: str) -> list[str]:
     def facets_of(text: str) -> list[str]:
         pieces = [re.sub(r"\x00(\d+)\x00", lambda m: quotes[int(m.group(1))], piece).strip(" ,.;:?!¿¡'\"")
                   for piece in FACET_BREAK.split(text)]
-        return [facet for facet in map(_facet, pieces) if facet]
+        return [facet for facet in map(_facet, _with_lead_ins_joined(pieces)) if facet]
 
     # The parts listed after a colon are what is asked for; what comes before it (who writes, for whom, the
     # occasion: "Our lab group (arts NGOs plus two officials) wants a recommendation… Draft it covering: …")
-    # is context, and is searched after them.
+    # is context, and is searched after them. Likewise the statements before a request's first question
+    # ("Nous préparons une réunion avec la délégation… Quels sont les principes…?").
     head, colon, tail = topic.partition(":")
     listed = facets_of(tail) if colon else []
-    facets = listed + facets_of(head) if len(listed) >= 2 else facets_of(topic)
+    if len(listed) >= 2:
+        facets = listed + facets_of(head)
+    else:
+        occasion, asked = _occasion_and_questions(topic)
+        facets = facets_of(asked) + facets_of(occasion)
     return facets[:MAX_FACETS] if len(facets) > 1 else []
+
+
+def _with_lead_ins_joined(pieces: list[str]) -> list[str]:
+    """``pieces`` with each lead-in (a pronoun and its verb before a comma: "Wir überlegen, …", "We wonder, …")
+    joined to the clause it introduces, of which it is no facet of its own."""
+    joined: list[str] = []
+    lead_in = ""
+    for piece in pieces:
+        if LEAD_IN.match(piece):
+            lead_in = f"{lead_in} {piece}".strip()
+            continue
+        joined.append(f"{lead_in} {piece}".strip())
+        lead_in = ""
+    return joined + ([lead_in] if lead_in else [])
+
+
+def _occasion_and_questions(topic: str) -> tuple[str, str]:
+    """``topic`` cut before its first question when statements precede it ("", topic if none do)."""
+    sentences = SENTENCE_END.split(topic)
+    first_question = next((i for i, sentence in enumerate(sentences) if sentence.rstrip().endswith("?")), 0)
+    if first_question == 0:
+        return "", topic
+    return " ".join(sentences[:first_question]), " ".join(sentences[first_question:])

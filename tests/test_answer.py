@@ -222,6 +222,15 @@ def test_a_how_long_question_is_answered_with_a_term_written_in_words(engine):
     assert any("four years" in c.quote for c in answer.citations), [c.quote for c in answer.citations]
 
 
+def test_a_how_many_question_is_refused_when_its_evidence_numbers_only_provisions(engine):
+    # The Fund's passages hold no count of projects; "as provided in Article 18" passed for a figure.
+    question = "Wie viele Projekte hat der Internationale Fonds für kulturelle Vielfalt bisher gefördert?"
+    answer = run(engine, AnswerRequest(question))
+    assert answer.abstained and answer.citations == []
+    held = run(engine, AnswerRequest("How many States Members sit on the Intergovernmental Committee of the 2003 Convention?"))
+    assert not held.abstained and any("18" in c.quote or "24" in c.quote for c in held.citations), held.answer
+
+
 def test_an_edition_the_library_does_not_hold_is_refused_though_another_years_is(engine):
     # The library holds the 2024 (second) edition of ASEF LinkUp, and a 2025 article that never names it.
     question = "Brief me on the outcomes of ASEF LinkUp in 2025: where it was held and what its fellows recommended."

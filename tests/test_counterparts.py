@@ -129,6 +129,11 @@ def test_names_dated_by_a_year_that_the_library_does_not_hold():
     assert dated_names("Brief me on the third edition of ASEF LinkUp in 2025: who took part?") == [
         ("2025", frozenset({"ASEF", "LinkUp"}))]
     assert dated_names("the EU's 2016 Joint Communication") == [("2016", frozenset({"EU"}))]
+    # a name and its year with the event between them ("held in", "that took place in", "tenue en")
+    for request in ("Brief me on the third edition of ASEF LinkUp held in 2025.", "Bilan de la session d'ASEF LinkUp tenue en 2025",
+                    "the ASEF LinkUp that took place in 2025"):
+        assert dated_names(request) == [("2025", frozenset({"ASEF", "LinkUp"}))], request
+    assert dated_names("What did UNESCO adopt in 2005 on diversity?") == []
     assert dated_names("Bilan de la troisième édition d'ASEF LinkUp en 2025") == [("2025", frozenset({"ASEF", "LinkUp"}))]
     # plain words, translated names ("La Haye"), an instrument cited by type, a year after a comma: none
     assert dated_names("In 2024, Vietnam launched a plan") == []

@@ -50,3 +50,14 @@ def test_a_boosted_irrelevant_sentence_neither_gets_in_nor_shuts_out_a_relevant_
     chosen = rank_sentences(QUESTION, [passage(OFF_TOPIC, 1), passage(TOP, 2)], SCORER, limit=4, min_relevance=0.80,
                             rank_prior=0.5)
     assert [text for _, _, text in chosen] == [TOP]
+
+
+def test_a_drafts_headings_are_in_the_users_language_and_its_quotes_in_the_documents():
+    draft = extractive_answer("Rédigez une recommandation sur le traitement préférentiel.", PASSAGES, "draft", SCORER,
+                              cross_lingual=True, language="fr")
+    headings = [line for line in draft.splitlines() if line.startswith("## ")]
+    assert headings and "## Principes sur lesquels elle s'appuie" in headings, draft
+    assert not any("Principles it draws on" in line for line in headings)
+    assert f"- {TOP} [1]" in draft.splitlines()
+    # English stays the default
+    assert "## Principles it draws on" in extractive_answer("Draft it.", PASSAGES, "draft", SCORER, cross_lingual=True)

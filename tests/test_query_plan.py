@@ -92,3 +92,29 @@ def test_a_long_request_keeps_its_listed_parts_and_puts_them_first():
                           "what should change in the training of armed forces",
                           "what states owe to heritage located on other states' territory"], facets
     assert "museum staff" in facets[3:]
+
+
+def test_statements_before_the_first_question_are_searched_after_it():
+    # the occasion ("Nous préparons une réunion…") took the interleave's second place from the first thing asked
+    facets = request_facets("Nous préparons une réunion avec la délégation vietnamienne la semaine prochaine. Quels sont "
+                            "les principes de la diplomatie culturelle du Vietnam et quel rôle joue le patrimoine ?")
+    assert facets == ["Quels sont les principes de la diplomatie culturelle du Vietnam", "quel rôle joue le patrimoine",
+                      "Nous préparons une réunion avec la délégation vietnamienne la semaine prochaine"]
+    # without a question, the order is the request's own
+    facets = request_facets("I am preparing for a meeting with the ASEF team. I want to know which challenges the lab "
+                            "participants named and what they recommended for artist mobility.")
+    assert facets[0].startswith("I am preparing"), facets
+
+
+def test_a_pronoun_and_verb_before_a_comma_is_no_facet_of_its_own():
+    facets = request_facets("Wir überlegen, gemeinsam mit Partnern aus Asien das immaterielle Kulturerbe zu schützen. "
+                            "Welche Pflichten haben die Vertragsstaaten?")
+    assert "Wir überlegen" not in facets
+    assert "Wir überlegen gemeinsam mit Partnern aus Asien das immaterielle Kulturerbe zu schützen" in facets
+
+
+def test_the_addressee_of_a_draft_is_framing():
+    # "to our culture and trade ministries" left "and trade ministries on how…" as the topic
+    assert strip_framing("Draft a joint recommendation to our culture and trade ministries on how cultural goods "
+                         "should be treated in trade agreements.") == "how cultural goods should be treated in trade agreements"
+    assert strip_framing("Prepare a briefing for our delegation on heritage and development.") == "heritage and development"
