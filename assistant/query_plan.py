@@ -87,12 +87,12 @@ WRITING_WORDS = frozenset("""
     brief briefing note notes memo draft drafting drafted recommendation recommendations summary text paragraph
     paragraphs operative section sections point points part parts cover covers covering include includes including
     address structure structured should must need needs want wants please following short joint one two three four
-    five six page meeting next week we our us i my me you your
+    five six page meeting next week we our us i my me you your talking answer answers answering
     entretien reunion semaine prochaine propose proposer proposez traite traitent traiter inclure comprendre
-    paragraphe paragraphes merci commune conjointe redigeons rediger trois quatre cinq
+    paragraphe paragraphes merci commune conjointe redigeons rediger trois quatre cinq elements langage
     debe deben incluir incluya incluye semana proxima seccion secciones punto puntos parrafo parrafos
     conjunta redactar queremos tres cuatro cinco
-    kurzes kurzen kurze notiz abschnitt abschnitte punkt punkte enthalten umfassen vor bitte sollte soll muss
+    kurzes kurzen kurze notiz abschnitt abschnitte punkt punkte enthalten umfassen vor bitte sollte soll muss gesprachspunkte
     treffen woche nachste gemeinsame drei vier funf
     ban tom tat truoc cuoc hop gom bao giup toi chung muc diem doan soan thao mot hai ba bon nam tuan sau
 """.split())
@@ -102,6 +102,13 @@ MIN_FACET_WORDS = 2  # a listed item ("alumni structures", "sobre las mujeres") 
 MIN_INSTRUCTION_CONTENT_WORDS = 2  # an instruction ("Cite the principles") is one only if its object names more
 # A subject pronoun and one verb, cut off by a comma before the clause it introduces.
 LEAD_IN = re.compile(r"^(?:we|i|wir|ich|nous|je|on|nosotros|yo|chúng\s+tôi|tôi)\s+\w+$", re.IGNORECASE)
+# A sentence that asks for something: an instruction or a need, politely put or not.
+ASKS = re.compile(
+    rf"^(?:please\s+|bitte\s+|hãy\s+|merci\s+de\s+|por\s+favor,?\s+)?(?:(?:can|could|would)\s+you\s+)?"
+    rf"(?:(?:{REQUEST_VERBS})\b|(?:i|we)\s+(?:need|want|would\s+like)\b|(?:j'ai|nous\s+avons)\s+besoin\b"
+    rf"|necesit(?:o|amos)\b|(?:ich|wir)\s+brauche?n?\b|(?:tôi|chúng\s+tôi)\s+cần\b)",
+    re.IGNORECASE,
+)
 SENTENCE_END = re.compile(r"(?<=[.?!])\s+")
 MAX_FACETS = 8  # a long brief's context sentences and its listed parts (six cut the last parts asked for)
 
@@ -151,8 +158,9 @@ def request_facets(question: str) -> list[str]:
 
     # The parts listed after a colon are what is asked for; what comes before it (who writes, for whom, the
     # occasion: "Our lab group (arts NGOs plus two officials) wants a recommendation… Draft it covering: …")
-    # is context, and is searched after them. Likewise the statements before a request's first question
-    # ("Nous préparons une réunion avec la délégation… Quels sont les principes…?").
+    # is context, and is searched after them. Likewise the statements before the first later sentence that asks
+    # ("Nous préparons une réunion avec la délégation… Quels sont les principes…?", "…Please prepare talking
+    # points that answer (1)…").
     head, colon, tail = topic.partition(":")
     listed = facets_of(tail) if colon else []
     if len(listed) >= 2:
@@ -178,9 +186,11 @@ def _with_lead_ins_joined(pieces: list[str]) -> list[str]:
 
 
 def _occasion_and_questions(topic: str) -> tuple[str, str]:
-    """``topic`` cut before its first question when statements precede it ("", topic if none do)."""
+    """``topic`` cut before its first sentence that asks (a question, or an instruction: "Please prepare talking
+    points that answer (1)…", "I need…") when statements precede it; ("", topic) when none do."""
     sentences = SENTENCE_END.split(topic)
-    first_question = next((i for i, sentence in enumerate(sentences) if sentence.rstrip().endswith("?")), 0)
-    if first_question == 0:
+    first_ask = next((i for i, sentence in enumerate(sentences)
+                      if sentence.rstrip().endswith("?") or ASKS.match(sentence)), 0)
+    if first_ask == 0:
         return "", topic
-    return " ".join(sentences[:first_question]), " ".join(sentences[first_question:])
+    return " ".join(sentences[:first_ask]), " ".join(sentences[first_ask:])

@@ -100,10 +100,12 @@ def test_statements_before_the_first_question_are_searched_after_it():
                             "les principes de la diplomatie culturelle du Vietnam et quel rôle joue le patrimoine ?")
     assert facets == ["Quels sont les principes de la diplomatie culturelle du Vietnam", "quel rôle joue le patrimoine",
                       "Nous préparons une réunion avec la délégation vietnamienne la semaine prochaine"]
-    # without a question, the order is the request's own
+    # a need asks too; questions only, the order is the request's own
     facets = request_facets("I am preparing for a meeting with the ASEF team. I want to know which challenges the lab "
                             "participants named and what they recommended for artist mobility.")
-    assert facets[0].startswith("I am preparing"), facets
+    assert facets[-1].startswith("I am preparing"), facets
+    assert request_facets("What is cultural diversity? What do the UNESCO texts say about heritage?")[0] == (
+        "What is cultural diversity")
 
 
 def test_a_pronoun_and_verb_before_a_comma_is_no_facet_of_its_own():
@@ -118,3 +120,13 @@ def test_the_addressee_of_a_draft_is_framing():
     assert strip_framing("Draft a joint recommendation to our culture and trade ministries on how cultural goods "
                          "should be treated in trade agreements.") == "how cultural goods should be treated in trade agreements"
     assert strip_framing("Prepare a briefing for our delegation on heritage and development.") == "heritage and development"
+
+
+def test_statements_before_a_later_instruction_are_searched_after_it():
+    # who writes and when took the first places of the interleave from the three things asked for
+    facets = request_facets("I'm the programme officer of our ministry, and on Monday I meet the lab's organisers to "
+                            "discuss funding. Please prepare talking points that answer (1) what the lab recommended "
+                            "about intermediaries, and (2) what it proposed for alumni networks.")
+    assert facets[:2] == ["what the lab recommended about intermediaries", "what it proposed for alumni networks"], facets
+    assert not any("talking points" in facet for facet in facets)
+    assert any(facet.startswith("I'm the programme officer") for facet in facets[2:])
