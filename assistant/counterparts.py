@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 
 from assistant.types import DocumentInfo, Passage
 
@@ -116,22 +117,34 @@ def _names_a_type(words: Sequence[str], type_words: Iterable[str]) -> bool:
     return any(re.search(rf"\b{re.escape(word)}", near) for word in type_words)
 
 
+@lru_cache(maxsize=8192)
+def _name_words(title: str, publisher: str) -> frozenset[str]:
+    """The words of four letters or more of a document's title and publisher, folded (read once per document:
+    a request's years can match hundreds of documents of a large library)."""
+    return frozenset(w for w in re.findall(r"\w+", fold(f"{title} {publisher}")) if len(w) >= 4)
+
+
 def cited_documents(request: str, documents: Iterable[DocumentInfo]) -> set[str]:
     """Ids of the documents the request cites by year ("the 2005 Convention", "Hague 1954")."""
     years = {match.group(1): match for match in YEAR.finditer(request)}
     if not years:
         return set()
+    contexts = {}  # year → the words around it, and the capitalised ones right next to it
+    for year, match in years.items():
+        before, after = _year_context(request, match)
+        contexts[year] = (before + after, frozenset(fold(w) for w in before[-1:] + after[:1] if w[:1].isupper()))
+    types_named: dict[tuple[str, str], bool] = {}  # (year, document type) → whether the year's context names it
     cited: dict[str, set[str]] = {}  # year → documents it cites
     for doc in documents:
-        match = years.get(str(doc.year)) if doc.year else None
-        if match is None:
+        year = str(doc.year) if doc.year else None
+        if year not in contexts:
             continue
-        before, after = _year_context(request, match)
-        # a proper name right next to the year ("Hague 1954") that the title or publisher holds
-        names = {w for w in re.findall(r"\w+", fold(f"{doc.title} {doc.publisher}")) if len(w) >= 4}
-        adjacent = {fold(w) for w in before[-1:] + after[:1] if w[:1].isupper()}
-        if _names_a_type(before + after, _type_words(doc)) or names & adjacent:
-            cited.setdefault(match.group(1), set()).add(doc.doc_id)
+        near, adjacent = contexts[year]
+        if (year, doc.doc_type) not in types_named:
+            types_named[year, doc.doc_type] = _names_a_type(near, _type_words(doc))
+        # or a proper name right next to the year ("Hague 1954") that the title or publisher holds
+        if types_named[year, doc.doc_type] or _name_words(doc.title, doc.publisher) & adjacent:
+            cited.setdefault(year, set()).add(doc.doc_id)
     return {doc_id for docs in cited.values() if len(docs) <= MAX_DOCUMENTS_PER_CITATION for doc_id in docs}
 
 

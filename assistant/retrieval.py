@@ -48,6 +48,7 @@ COUNTERPART_MODES = ("brief",)  # modes whose request names a counterpart whose 
 CACHED_ENTRIES = 64  # viewers and allowed sets remembered per library version
 EXACT_SEARCH_MAX_CHUNKS = 2000  # allowed sets up to this size are searched exactly in memory, not through Chroma
 CACHED_MATRICES = 16  # their vectors kept per library version (at most 16 x 2000 x 384 floats, ~50 MB)
+ROWS_PER_FETCH = 20  # candidate passages read from the library at a time (a request's rankings hold hundreds)
 
 
 @dataclass
@@ -321,11 +322,13 @@ class Retriever:
         ]
         scores = self._interleave(rankings)
         ranked = list(scores)
-        rows = self.library.store.chunks_by_id(ranked)
 
         passages: list[Passage] = []
         kept_shingles: list[set[str]] = []
-        for cid in ranked:
+        rows: dict = {}
+        for position, cid in enumerate(ranked):
+            if position % ROWS_PER_FETCH == 0:  # the next few candidates' rows: most searches stop within the first
+                rows = self.library.store.chunks_by_id(ranked[position:position + ROWS_PER_FETCH])
             row = rows.get(cid)
             if row is None or row["status"] != "complete" or row["doc_id"] not in allowed:
                 continue

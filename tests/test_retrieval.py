@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from assistant import retrieval
 from assistant.retrieval import SearchFilters
 from conftest import DEV_SET
 from eval.metrics import gold_ranks, load_questions, recall_at
@@ -117,6 +118,14 @@ def test_results_are_diverse(default_retriever):
     passages = default_retriever.search("World Heritage Fund contributions", k=5)
     texts = [" ".join(p.text.split()) for p in passages]
     assert len(set(texts)) == len(texts)
+
+
+def test_a_search_deeper_than_one_batch_of_rows_loses_no_passage(default_retriever, monkeypatch):
+    # candidates' rows are read from the library a batch at a time; read all at once, the same passages come back
+    deep = [p.chunk_id for p in default_retriever.search("World Heritage Fund contributions", k=45)]
+    assert len(deep) == 45 and len(set(deep)) == 45
+    monkeypatch.setattr(retrieval, "ROWS_PER_FETCH", 10_000)
+    assert [p.chunk_id for p in default_retriever.search("World Heritage Fund contributions", k=45)] == deep
 
 
 def test_passage_text_is_exact_slice_of_page(default_retriever):
