@@ -158,7 +158,7 @@ def request_facets(question: str) -> list[str]:
 
     # The parts listed after a colon are what is asked for; what comes before it (who writes, for whom, the
     # occasion: "Our lab group (arts NGOs plus two officials) wants a recommendation… Draft it covering: …")
-    # is context, and is searched after them. Likewise the statements before the first later sentence that asks
+    # is context, and is searched after them. Likewise the statements before the first sentence that asks
     # ("Nous préparons une réunion avec la délégation… Quels sont les principes…?", "…Please prepare talking
     # points that answer (1)…").
     head, colon, tail = topic.partition(":")
