@@ -552,7 +552,7 @@ class AnswerEngine:
         cross_lingual = any(p.language and p.language != language for p in passages[:3])
         text = extractive_answer(question, passages, mode, verifier.scorer, cross_lingual, language)
         if text and mode == "ask" and NUMERIC_QUESTION.search(question) and not FIGURE.search(
-            PROVISION_REFERENCE.sub("", re.sub(r"\[\d+\]", "", text))
+            PROVISION_REFERENCE.sub("", strip_markers(text))
         ):
             # a "how much / how many" question whose best evidence holds no figure (a brief or draft covers several
             # things: one asked in figures that the library answers in words, "a substantial share", refuses no brief)

@@ -242,7 +242,6 @@ def missing_instruments(
 
 
 IDENTIFIER = re.compile(r"[A-Z][A-Z0-9]+|\w*\d\w*|[A-Z][a-z]+[A-Z]\w*")  # ASEF, G7, LinkUp
-DATE_LINK_WORDS = FUNCTION_WORDS | frozenset({"in", "en", "im", "at", "a", "à", "nam"})  # "ASEF LinkUp in 2025"
 # Words saying that a named event took place, between its name and its year ("ASEF LinkUp held in 2025", "…that
 # took place in 2025", "tenue en 2025", "celebrada en 2025", "abgehalten 2025", "diễn ra năm 2025"). Accent-free.
 EVENT_WORDS = frozenset("""
@@ -252,6 +251,8 @@ EVENT_WORDS = frozenset("""
     abgehalten veranstaltet stattgefunden das die der
     dien ra to chuc
 """.split())
+# What may stand between a name and its year: "ASEF LinkUp in 2025", "… held in 2025".
+DATE_LINK_WORDS = FUNCTION_WORDS | frozenset({"in", "en", "im", "at", "a", "à", "nam"}) | EVENT_WORDS
 MAX_DATE_LINK_WORDS = 4
 
 
@@ -274,7 +275,7 @@ def dated_names(request: str) -> list[tuple[str, frozenset[str]]]:
                 word = tokens[j]
                 if word[:1].isupper() and not YEAR.fullmatch(word) and fold(word) not in FUNCTION_WORDS:
                     names.append(word)
-                elif not names and links < MAX_DATE_LINK_WORDS and fold(word) in DATE_LINK_WORDS | EVENT_WORDS:
+                elif not names and links < MAX_DATE_LINK_WORDS and fold(word) in DATE_LINK_WORDS:
                     links += 1
                 else:
                     break

@@ -23,10 +23,8 @@ def _detector():
     return LanguageDetectorBuilder.from_languages(*(getattr(Language, n) for n in SUPPORTED)).build()
 
 
-@lru_cache(maxsize=1024)
 def detect_language(text: str, default: str = "en") -> str:
-    """ISO 639-1 code of ``text``'s language, or ``default`` when it cannot tell (e.g. emoji only); remembered for
-    the last texts asked (retrieval asks it of each request and facet once per search within it)."""
+    """ISO 639-1 code of ``text``'s language, or ``default`` when it cannot tell (e.g. emoji only)."""
     sample = text[:4000]
     if not any(ch.isalpha() for ch in sample):
         return default

@@ -262,12 +262,11 @@ class Retriever:
 
     def _fused_ranking(
         self, query: str, vector: list[float], n: int, doc_ids: list[str] | None,
-        allowed_chunks: frozenset[str] | None, total_chunks: int,
+        allowed_chunks: frozenset[str] | None, total_chunks: int, lexical_weight: float,
     ) -> tuple[list[str], dict[str, dict]]:
         """Chunk ids for one query (and its embedding), best first, and per-chunk ranking evidence."""
         dense = self._dense(vector, n, doc_ids, allowed_chunks, total_chunks)
         lexical = self.library.lexical.search(query, n, allowed_chunks)
-        lexical_weight = LEXICAL_WEIGHT if detect_language(query) == "en" else CROSS_LINGUAL_LEXICAL_WEIGHT
         fused: dict[str, float] = {}
         evidence: dict[str, dict] = {}
         for rank, (cid, score) in enumerate(dense, start=1):
@@ -350,8 +349,11 @@ class Retriever:
         """Chunk ids for one query, best first: its fused rankings over each of ``searches`` (allowed documents
         and their chunks), fused again by reciprocal rank; each chunk's first ranking evidence goes into ``evidence``."""
         fused: dict[str, float] = {}
+        lexical_weight = LEXICAL_WEIGHT if detect_language(query) == "en" else CROSS_LINGUAL_LEXICAL_WEIGHT
         for restrict_docs, restrict_chunks in searches:
-            ranking, found = self._fused_ranking(query, vector, n, restrict_docs, restrict_chunks, total_chunks)
+            ranking, found = self._fused_ranking(
+                query, vector, n, restrict_docs, restrict_chunks, total_chunks, lexical_weight
+            )
             for rank, cid in enumerate(ranking, start=1):
                 fused[cid] = fused.get(cid, 0.0) + 1.0 / (self.settings.rrf_k + rank)
                 evidence.setdefault(cid, found[cid])
