@@ -104,12 +104,13 @@ eval-validation: setup
 eval-holdout: setup
 	$(POLICYLAB) eval --questions eval/questions/holdout.jsonl --corpus knowledge --compare baseline --out reports/holdout --backend $(EVAL_BACKEND)
 
-# Three more blind sets (written on 2026-11-27 by helpers that saw only the corpus: 24, 20 and 24 requests, mostly long briefs
-# and drafts in five languages) → reports/blind2/, reports/blind3/, reports/blind4/.
+# Four more blind sets (written on 2026-11-27 by helpers that saw only the corpus: 24, 20 and 24 requests, mostly long briefs
+# and drafts in five languages; then 26 mirroring the dev set's mix, mostly short questions) → reports/blind2/ … reports/blind5/.
 eval-blind: setup
 	$(POLICYLAB) eval --questions eval/questions/blind2.jsonl --corpus knowledge --compare baseline --out reports/blind2 --backend $(EVAL_BACKEND)
 	$(POLICYLAB) eval --questions eval/questions/blind3.jsonl --corpus knowledge --compare baseline --out reports/blind3 --backend $(EVAL_BACKEND)
 	$(POLICYLAB) eval --questions eval/questions/blind4.jsonl --corpus knowledge --compare baseline --out reports/blind4 --backend $(EVAL_BACKEND)
+	$(POLICYLAB) eval --questions eval/questions/blind5.jsonl --corpus knowledge --compare baseline --out reports/blind5 --backend $(EVAL_BACKEND)
 
 # Bounded loopback load test (20 chats: 60 s warm-up, then 60 s measured, on the extractive backend; then 3 at once on a local model
 # when installed) -> reports/load/load_test.json. LOAD_ARGS=--skip-model for run 1 only.

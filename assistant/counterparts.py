@@ -8,7 +8,8 @@ Vietnam; "UNESCO's" → UNESCO) by comparing word stems, and accent-insensitivel
 Users also cite instruments the way diplomats do, by year: "the 1970 Convention", "la
 Convention de 1970", "Hague 1954". A document is cited when the request holds its year next
 to its type ("convention", "Konvention", "declaración"…, in any of the app's languages) or
-next to a word of its title or publisher.
+next to a word of its title or publisher; or, without a year, words of its title or publisher
+touching its type ("the World Heritage Convention", "the Hague Convention").
 """
 
 from __future__ import annotations
@@ -148,6 +149,42 @@ def cited_documents(request: str, documents: Iterable[DocumentInfo]) -> set[str]
     return {doc_id for docs in cited.values() if len(docs) <= MAX_DOCUMENTS_PER_CITATION for doc_id in docs}
 
 
+def titled_documents(request: str, documents: Iterable[DocumentInfo]) -> set[str]:
+    """Ids of the documents the request cites by name without a year ("the Hague Convention", "under the intangible
+    heritage convention", "the Convention on Cultural Diversity"): the words touching a type word ("convention") —
+    before it, or after it over function words — that are words of a title or publisher of that type. The document
+    holding most of them is cited when no other holds as many, and it holds two or one that no other document has."""
+    documents = list(documents)
+    tokens = re.findall(r"\w+", fold(request))
+    by_type: dict[str, list[DocumentInfo]] = {}
+    for doc in documents:
+        for word in _type_words(doc):
+            by_type.setdefault(word, []).append(doc)
+    cited: set[str] = set()
+    for i, token in enumerate(tokens):
+        candidates = next((docs for word, docs in by_type.items() if token.startswith(word)), None)
+        if not candidates:
+            continue
+        names = {doc.doc_id: _name_words(doc.title, doc.publisher) for doc in candidates}
+        known = frozenset().union(*names.values())
+        touching: set[str] = set()
+        for step in (-1, 1):
+            j = i + step
+            while 0 <= j < len(tokens) and (tokens[j] in known or (step > 0 and tokens[j] in FUNCTION_WORDS)):
+                if tokens[j] in known:
+                    touching.add(tokens[j])
+                j += step
+        scores = {doc_id: len(words & touching) for doc_id, words in names.items()}
+        best = max(scores.values(), default=0)
+        leaders = [doc_id for doc_id, score in scores.items() if score == best]
+        if best == 0 or len(leaders) > 1:
+            continue
+        held = names[leaders[0]] & touching
+        if best >= 2 or not any(held <= _name_words(d.title, d.publisher) for d in documents if d.doc_id != leaders[0]):
+            cited.add(leaders[0])
+    return cited
+
+
 MIN_TOPIC_WORDS = 2  # content words a request must keep without its citations to be searched that way
 
 
@@ -156,8 +193,8 @@ def without_citations(request: str) -> str:
     certificates?" → "What does say about export certificates?"): within a cited document its name and year tell
     passages apart only by whether they repeat them (a signature clause, a registration article).
 
-    A citation runs from the year over the type words, capitalised names and function words on either side of
-    it ("la Convention de La Haye de 1954", "the Hague 1954"). A request that would keep fewer than
+    A citation runs from the year over its type word and the capitalised names and function words around them
+    (``_citation_side``). A request that would keep fewer than
     MIN_TOPIC_WORDS content words is returned whole.
     """
     tokens = list(re.finditer(r"\w+", request))
@@ -182,10 +219,11 @@ def without_citations(request: str) -> str:
             continue  # a bare year ("In 2024, …") cites nothing
         drop.add(i)
         for step in (-1, 1):
-            j = i + step
+            run, j = [], i + step
             while 0 <= j < len(tokens) and part_of_citation(j):
-                drop.add(j)
+                run.append(j)
                 j += step
+            drop.update(_citation_side([fold(tokens[j].group(0)) for j in run], run, title_follows=step > 0))
     if not drop:
         return request
     kept = [t.group(0) for i, t in enumerate(tokens) if i not in drop]
@@ -198,6 +236,25 @@ def without_citations(request: str) -> str:
             end = token.end()
     text.append(request[end:])
     return re.sub(r"\s+", " ", re.sub(r"\s+([,.;:?!])", r"\1", "".join(text))).strip(" ,;:")
+
+
+def _citation_side(words: list[str], run: list[int], title_follows: bool) -> list[int]:
+    """Of the names, type and function words on one side of a cited year (``run``, nearest first; ``words``
+    folded), those that belong to its citation: up to the nearest type word ("la Convention de La Haye de 1954"),
+    then after the year the title that follows it ("the 2005 Convention on the Protection … of Cultural
+    Expressions"), before it only the names touching it ("the World Heritage Convention of 1972"). Without a type
+    word, the names touching the year ("the Hague 1954"). Further than that stands another thing: "the
+    Intergovernmental Committee of the 2005 Convention", "Abkommen von 1954 von Besatzungsmächten" (German nouns
+    are capitalised)."""
+    types = [n for n, word in enumerate(words) if any(word.startswith(t) for t in ALL_TYPE_WORDS)]
+    if types and title_follows:
+        return run
+    end = types[0] + 1 if types else 0
+    while end < len(run) and words[end] not in FUNCTION_WORDS:  # names touching it
+        end += 1
+    while end < len(run) and words[end] in FUNCTION_WORDS:  # and the articles before them
+        end += 1
+    return run[:end]
 
 
 NAME_CONTEXT_WORDS = 2  # how far from a cited year its instrument's name words stand ("the 1995 UNIDROIT Convention")

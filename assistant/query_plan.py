@@ -161,14 +161,24 @@ def request_facets(question: str) -> list[str]:
     # is context, and is searched after them. Likewise the statements before the first sentence that asks
     # ("Nous préparons une réunion avec la délégation… Quels sont les principes…?", "…Please prepare talking
     # points that answer (1)…").
+    # Once two parts or more are asked, the context adds one facet: its fullest statement ("wants to issue a joint
+    # recommendation to ministries on protecting heritage from armed conflict"), not each detail of the occasion
+    # ("museum staff", "two foreign-ministry officials"), which only brought passages on the setting.
     head, colon, tail = topic.partition(":")
     listed = facets_of(tail) if colon else []
     if len(listed) >= 2:
-        facets = listed + facets_of(head)
+        facets = listed + _fullest(facets_of(head))
     else:
         occasion, asked = _occasion_and_questions(topic)
-        facets = facets_of(asked) + facets_of(occasion)
+        questions = facets_of(asked)
+        context = facets_of(occasion)
+        facets = questions + (_fullest(context) if len(questions) >= 2 else context)
     return facets[:MAX_FACETS] if len(facets) > 1 else []
+
+
+def _fullest(context: list[str]) -> list[str]:
+    """The context facet of most words (the first of them), as a list of at most one."""
+    return sorted(context, key=lambda facet: -len(facet.split()))[:1]
 
 
 def _with_lead_ins_joined(pieces: list[str]) -> list[str]:

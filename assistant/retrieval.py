@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from assistant.counterparts import cited_documents, named_documents, without_citations
+from assistant.counterparts import cited_documents, named_documents, titled_documents, without_citations
 from assistant.embeddings import embed_queries, unit_rows
 from assistant.language import detect_language
 from assistant.query_plan import request_facets
@@ -298,7 +298,7 @@ class Retriever:
         allowed_chunks = None if all_visible else self._allowed_chunks(frozenset(allowed))
         total_chunks = sum(d.chunks for d in complete)
 
-        named = cited_documents(query, allowed.values())
+        named = cited_documents(query, allowed.values()) | titled_documents(query, allowed.values())
         if mode in COUNTERPART_MODES:
             named |= named_documents(query, allowed.values())
         named_ids = sorted(named) if len(named) < len(allowed) else []

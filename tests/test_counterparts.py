@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from assistant.counterparts import cited_documents, named_documents
+from assistant.counterparts import cited_documents, named_documents, titled_documents
 from assistant.types import DocumentInfo
 
 LIBRARY = [
@@ -76,6 +76,13 @@ def test_a_request_without_its_citations_keeps_its_topic():
         "Compare with inventories.")
     assert without_citations("In 2024, cultural diplomacy grew in Asia") == "In 2024, cultural diplomacy grew in Asia"
     assert without_citations("Summarise the 1970 Convention") == "Summarise the 1970 Convention"
+    # what stands before "of the … Convention" is another body, kept; so is a German noun after "von 1954"
+    assert without_citations("How many members does the Intergovernmental Committee of the 2005 Convention have?") == (
+        "How many members does the Intergovernmental Committee have?")
+    assert without_citations("¿Cuántos Estados forman el Comité Intergubernamental de la Convención de 2005?") == (
+        "¿Cuántos Estados forman el Comité Intergubernamental?")
+    assert without_citations("Was verlangt das Haager Abkommen von 1954 von Besatzungsmächten?") == (
+        "Was verlangt Besatzungsmächten?")
 
 
 def test_an_instrument_cited_by_a_word_of_its_name_next_to_the_year():
@@ -149,3 +156,26 @@ def test_names_dated_by_a_year_that_the_library_does_not_hold():
     # a short identifier is a whole word: "UN" is not held by "United" or "under"
     un = passage(article, "In 2030 the United Nations will review what was done under the plan.")
     assert missing_dated_names(dated_names("the UN 2030 Agenda"), library, [un]) == ["2030"]
+
+
+WORLD_HERITAGE = DocumentInfo("c1972", "c1972.md", "Convention concerning the Protection of the World Cultural and Natural Heritage",
+                              publisher="UNESCO General Conference", year=1972, doc_type="convention")
+INTANGIBLE = DocumentInfo("c2003", "c2003.md", "Convention for the Safeguarding of the Intangible Cultural Heritage",
+                          publisher="UNESCO General Conference", year=2003, doc_type="convention")
+
+
+def test_instruments_cited_by_name_without_their_year():
+    library = INSTRUMENTS + [WORLD_HERITAGE, INTANGIBLE]
+    assert titled_documents("Brief me on what the Hague Convention expects of an occupying power", library) == {"h1954"}
+    assert titled_documents("What does the World Heritage Convention say about the List in Danger?", library) == {"c1972"}
+    assert titled_documents("Can two States apply together under the intangible heritage convention?", library) == {"c2003"}
+    assert titled_documents("the Universal Declaration on Cultural Diversity", library) == {"d2001"}
+
+
+def test_a_name_shared_by_several_instruments_cites_none():
+    library = INSTRUMENTS + [WORLD_HERITAGE, INTANGIBLE]
+    assert titled_documents("What does the cultural property convention require?", library) == set()  # 1954 and 1970
+    assert titled_documents("What does the heritage convention require?", library) == set()  # 1972 and 2003
+    assert titled_documents("Which UNESCO conventions deal with heritage?", library) == set()
+    assert titled_documents("What does the convention say about the protection of heritage?", library) == set()
+    assert titled_documents("Que dit la Convention du patrimoine mondial ?", library) == set()  # English titles only
