@@ -59,6 +59,18 @@ PROVISION_REFERENCE = re.compile(
     r"(?:\s*\(\w+\))*(?:\s*(?:,|and|or|to|-|–)\s*\d+\w?(?:\s*\(\w+\))*)*",
     re.I,
 )
+# A question on when or where a coming occasion is: a library of documents answers it only if a passage announces it.
+WHEN_OR_WHERE = re.compile(
+    r"\b(when|where|what date|which date|deadline|quand|où|date limite|cuándo|dónde|fecha|plazo|wann|wo|frist"
+    r"|khi nào|ở đâu|bao giờ|hạn chót)\b", re.I)
+UPCOMING = re.compile(
+    r"\b(next|upcoming|forthcoming|prochaine?s?|à venir|próxim[oa]s?|nächste[nmrs]?|kommende[nmrs]?|tới|sắp tới"
+    r"|kế tiếp)\b", re.I)
+ANNOUNCEMENT = re.compile(
+    r"\b(next|upcoming|forthcoming|coming)\s+(edition|lab|session|meeting|conference|call|cohort|round)"
+    r"|\bwill\s+(take place|be held|convene|open|close|gather)\b|\bapplications?\s+(will\s+)?(open|close)"
+    r"|\b(deadline|call) for applications\b", re.I)
+NAME_RUN = re.compile(r"(?<=[a-z,;:] )([A-Z][a-z]{2,}(?: [A-Z][a-z]{2,})*)\b")  # capitalised words inside a sentence
 GENERIC_ACRONYMS = frozenset({"NGO", "NGOs", "CSO", "CSOs"})  # kinds of organisation, not names the library could lack
 DEMONYM_SUFFIXES = ("ian", "ean", "ese", "an", "n")  # "Asian" names Asia, "European" Europe, "Vietnamese" Vietnam
 
@@ -147,17 +159,22 @@ def clean_question(question: str) -> tuple[str, list[str]]:
     return text, notices
 
 
-def question_anchors(question: str, passages: Sequence[Passage] = ()) -> set[str]:
+def question_anchors(question: str, passages: Sequence[Passage] = (), whole_names: bool = True) -> set[str]:
     """Acronyms, codes and years; in English questions also capitalised names inside the sentence ("…
     strategy: Hallyu export figures"), except words the ``passages`` use as common nouns: the "Culture" of
-    "Ministry of Culture" names nothing the library could lack."""
+    "Ministry of Culture" names nothing the library could lack. With ``whole_names``, a name of several words
+    that the passages do not all know is one anchor ("British Council"), not one per word."""
     anchors = set(ANCHOR.findall(question)) - GENERIC_ACRONYMS
     if detect_language(question) == "en":
         prose = URL.sub(" ", " ".join(p.text for p in passages))  # "asef.org/asia-europe" is no common noun
-        for match in re.finditer(r"(?<=[a-z,;:] )([A-Z][a-z]{2,})\b", question):
-            word = match.group(1)
-            if not re.search(rf"\b{re.escape(word.lower())}\b", prose):
-                anchors.add(word)
+        for match in NAME_RUN.finditer(question):
+            words = [w for w in match.group(1).split() if not re.search(rf"\b{re.escape(w.lower())}\b", prose)]
+            if not words:
+                continue
+            # a name of several words is one anchor when a word of it is unknown: the "Council" of "British
+            # Council" is found in other names ("Executive Council") and must not make half of it mentioned
+            unknown = missing_anchors(words, passages)
+            anchors.update([match.group(1)] if whole_names and unknown and len(words) > 1 else words)
     return anchors
 
 
@@ -175,6 +192,19 @@ def missing_anchors(anchors: Iterable[str], passages: Sequence[Passage]) -> list
         )
 
     return sorted(a for a in anchors if not mentioned(a))
+
+
+def asks_when_or_where_next(question: str) -> bool:
+    """A sentence of the question asks when or where a coming occasion is ("Where and when is the next ASEF
+    LinkUp?", "¿Cuándo será la próxima sesión?", "Wann ist die nächste Ausgabe?")."""
+    return any(WHEN_OR_WHERE.search(sentence) and UPCOMING.search(sentence)
+               for sentence in re.split(r"(?<=[.?!])\s+", question))
+
+
+def announces_an_occasion(passages: Sequence[Passage]) -> bool:
+    """A passage announces a coming occasion (its date, place or call); documents of past editions do not, and
+    another edition's date would answer a question that was not asked."""
+    return any(ANNOUNCEMENT.search(p.text) for p in passages)
 
 
 def excerpt_query(query: str, request: AnswerRequest) -> str:
@@ -334,7 +364,9 @@ class AnswerEngine:
                 verification=report, passages=passages, model_fallback=fell_back and not abstained,
             ))
 
-        if self._out_of_scope(query, passages, request.mode) or self._cites_missing_sources(question, query, passages, request):
+        if (self._out_of_scope(query, passages, request.mode)
+                or self._cites_missing_sources(question, query, passages, request)
+                or (request.mode == "ask" and asks_when_or_where_next(question) and not announces_an_occasion(passages))):
             yield finish(self._abstention(language, passages), [], True, VerificationReport())
             return
 
@@ -527,7 +559,9 @@ class AnswerEngine:
         best = max((p.dense_score or 0.0) for p in passages)
         if best < ABSTAIN_DENSE_SCORE:
             return True
-        anchors = question_anchors(question, passages)
+        # a draft names its addressees and participants ("to the European Commission", "producers from Southeast
+        # Asia"), which the library need not hold, word by word; a question or brief names its subject
+        anchors = question_anchors(question, passages, whole_names=mode != "draft")
         missing = missing_anchors(anchors, passages)
         return bool(anchors) and len(missing) * 2 > len(anchors)
 

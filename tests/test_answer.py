@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 
 import pytest
@@ -210,6 +211,41 @@ def test_asian_and_european_name_places_the_library_covers_and_ngo_names_nothing
     answer = run(engine, AnswerRequest(question, mode="draft"))
     assert not answer.abstained and answer.citations
     assert any(c.source_file.startswith("hague-1954") for c in answer.citations)
+
+
+def test_a_brief_on_an_organisation_the_library_does_not_hold_is_refused(engine):
+    # "Council" of "Goethe Council" is found in other names of the library, which met half its anchors.
+    question = ("Next month I meet the director of the Goethe Council. Brief me on the Goethe Council's current strategy "
+                "and its budget for cultural relations.")
+    answer = run(model_engine(engine, "Its strategy centres on partnerships [1]."), AnswerRequest(question, mode="brief"))
+    assert answer.abstained and answer.citations == []
+    held = run(model_engine(engine, "NOT_IN_LIBRARY"), AnswerRequest(
+        "Brief me on the Asia-Europe Foundation's lab: what did its participants recommend?", mode="brief"))
+    assert not held.abstained and held.citations
+
+
+def test_when_or_where_a_coming_occasion_is_refused_unless_a_passage_announces_it(engine):
+    # The library reports past editions of a lab; their dates answered "when is the next one?".
+    question = "Quand aura lieu la prochaine édition du laboratoire de diplomatie culturelle d'ASEF, et où ?"
+    answer = run(model_engine(engine, "Elle aura lieu à Singapour [1]."), AnswerRequest(question))
+    assert answer.abstained and answer.citations == []
+    held = run(model_engine(engine, "NOT_IN_LIBRARY"), AnswerRequest("Where and when was the pilot edition of ASEF LinkUp held?"))
+    assert not held.abstained and held.citations
+
+
+def test_which_sentences_ask_for_a_coming_occasion():
+    from assistant.answer import announces_an_occasion, asks_when_or_where_next
+    from assistant.types import Passage
+
+    assert asks_when_or_where_next("Wann findet die nächste Ausgabe des Labors statt?")
+    assert asks_when_or_where_next("¿Dónde será la próxima sesión del Comité?")
+    assert not asks_when_or_where_next("Next week I meet the ASEF team. Where was the 2024 lab held?")  # two sentences
+    assert not asks_when_or_where_next("What are the next steps for artist mobility?")
+    text = "The third edition will take place in Hanoi in May; applications close on 1 March."
+    passage = Passage("c1", "d1", text, "d1.txt", "Call", "", 2025, "report", "", "", "en", None, 0, "", 0, len(text))
+    assert announces_an_occasion([passage])
+    past = dataclasses.replace(passage, text="The second edition took place in Prague in June 2024.")
+    assert not announces_an_occasion([past])
 
 
 def test_a_how_long_question_is_answered_with_a_term_written_in_words(engine):
@@ -430,7 +466,9 @@ def test_anchors_are_names_not_common_nouns_and_names_after_a_colon_count():
     text = "States shall support the culture sector; see https://asef.org/asia-europe for the programme."
     passage = Passage("c1", "d1", text, "d1.txt", "Report", "", 2024, "report", "", "", "en", None, 0, "", 0, len(text))
     question = "Brief me on the Korean Ministry of Culture and Asia ahead of a visit: Hallyu export figures."
-    anchors = question_anchors(question, [passage])
+    anchors = question_anchors(question, [passage], whole_names=False)
     assert {"Korean", "Ministry", "Hallyu", "Asia"} <= anchors  # "Asia" in a link is no common noun
+    # a name of several words the passages do not know is one anchor, so that a known word of it cannot half-meet it
+    assert {"Korean Ministry", "Hallyu", "Asia"} <= question_anchors(question, [passage])
     assert "Culture" not in anchors  # the passages use "culture" as a common noun
     assert "Culture" in question_anchors(question)  # without passages, every capitalised name counts
