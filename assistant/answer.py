@@ -207,6 +207,11 @@ def announces_an_occasion(passages: Sequence[Passage]) -> bool:
     return any(ANNOUNCEMENT.search(p.text) for p in passages)
 
 
+def holds_a_figure(text: str) -> bool:
+    """The text states a quantity: a figure that is not a provision's number ("Article 18")."""
+    return bool(FIGURE.search(PROVISION_REFERENCE.sub("", strip_markers(text))))
+
+
 def excerpt_query(query: str, request: AnswerRequest) -> str:
     """What the excerpts' sentences are ranked against: the request's topic without its "brief me before
     a meeting with…" framing (whose words would pick sentences about meetings). A synthesis ranks against
@@ -585,12 +590,12 @@ class AnswerEngine:
     ) -> str:
         cross_lingual = any(p.language and p.language != language for p in passages[:3])
         text = extractive_answer(question, passages, mode, verifier.scorer, cross_lingual, language)
-        if text and mode == "ask" and NUMERIC_QUESTION.search(question) and not FIGURE.search(
-            PROVISION_REFERENCE.sub("", strip_markers(text))
-        ):
-            # a "how much / how many" question whose best evidence holds no figure (a brief or draft covers several
-            # things: one asked in figures that the library answers in words, "a substantial share", refuses no brief)
-            return ""
+        if text and mode == "ask" and NUMERIC_QUESTION.search(question) and not holds_a_figure(text):
+            # a "how much / how many" question whose most relevant sentences hold no figure: the relevant ones that
+            # do, or none (a brief or draft covers several things: one asked in figures that the library answers in
+            # words, "a substantial share", refuses no brief)
+            return extractive_answer(question, passages, mode, verifier.scorer, cross_lingual, language,
+                                     usable=holds_a_figure)
         return text
 
     @property

@@ -6,7 +6,7 @@ model package) and for fast tests. It never paraphrases, so every sentence is a 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from assistant.citations import SupportScorer, content_words, passage_spans
 from assistant.messages import message
@@ -46,12 +46,12 @@ MAX_SENTENCE_CHARS = 450
 
 def rank_sentences(
     question: str, passages: Sequence[Passage], scorer: SupportScorer, limit: int, min_relevance: float = MIN_RELEVANCE,
-    rank_prior: float = 0.0,
+    rank_prior: float = 0.0, usable: Callable[[str], bool] | None = None,
 ) -> list[tuple[float, int, str]]:
     """(score, passage index, sentence) of the most relevant single sentences, best first.
 
-    A sentence must reach ``min_relevance`` on its own; ``rank_prior / (1 + passage index)`` is added
-    to its score for the ordering (``passages`` best first).
+    A sentence must reach ``min_relevance`` on its own (and pass ``usable``, if given); ``rank_prior / (1 +
+    passage index)`` is added to its score for the ordering (``passages`` best first).
     """
     candidates = []
     for index, passage in enumerate(passages):
@@ -61,6 +61,8 @@ def rank_sentences(
             if span.text.count(". ") + span.text.count("? ") > 0:  # a pair of sentences: use singles only
                 continue
             if span.text.upper() == span.text:  # an all-caps heading line
+                continue
+            if usable is not None and not usable(span.text):
                 continue
             candidates.append((index, span))
     scorer.prepare([span for _, span in candidates])
@@ -84,13 +86,15 @@ def rank_sentences(
 
 def extractive_answer(
     question: str, passages: Sequence[Passage], mode: str, scorer: SupportScorer, cross_lingual: bool = False,
-    language: str = "en",
+    language: str = "en", usable: Callable[[str], bool] | None = None,
 ) -> str:
     """Markdown answer of quoted sentences with ``[n]`` markers ("" when nothing is relevant); a brief's or
-    draft's section headings are in ``language``, the quotes in their documents' own."""
+    draft's section headings are in ``language``, the quotes in their documents' own. A question's answer
+    quotes only sentences that pass ``usable`` (a "how many" question: those that hold a figure)."""
     threshold = MIN_RELEVANCE_CROSS_LINGUAL if cross_lingual else MIN_RELEVANCE
     if mode not in SECTION_QUERIES:
-        best = rank_sentences(question, passages, scorer, limit=4, min_relevance=threshold, rank_prior=RANK_PRIOR)
+        best = rank_sentences(question, passages, scorer, limit=4, min_relevance=threshold, rank_prior=RANK_PRIOR,
+                              usable=usable)
         return "\n".join(f"- {text} [{index + 1}]" for _, index, text in best)
     lines: list[str] = []
     used: set[str] = set()

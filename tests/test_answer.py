@@ -267,6 +267,15 @@ def test_a_how_many_question_is_refused_when_its_evidence_numbers_only_provision
     assert not held.abstained and any("18" in c.quote or "24" in c.quote for c in held.citations), held.answer
 
 
+def test_a_how_many_question_quotes_the_relevant_sentence_that_holds_the_figure(engine):
+    # The most relevant sentence across languages was the Committee's establishment, which holds no number: the
+    # question was refused though the next sentence of the same passage gives it.
+    question = ("¿Cuántos Estados integran el Comité Intergubernamental de la Convención de 2005 sobre la diversidad de "
+                "las expresiones culturales?")
+    answer = run(engine, AnswerRequest(question))
+    assert not answer.abstained and any("18 States" in c.quote for c in answer.citations), answer.answer
+
+
 def test_an_edition_the_library_does_not_hold_is_refused_though_another_years_is(engine):
     # The library holds the 2024 (second) edition of ASEF LinkUp, and a 2025 article that never names it.
     question = "Brief me on the outcomes of ASEF LinkUp in 2025: where it was held and what its fellows recommended."
