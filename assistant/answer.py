@@ -591,11 +591,14 @@ class AnswerEngine:
         cross_lingual = any(p.language and p.language != language for p in passages[:3])
         text = extractive_answer(question, passages, mode, verifier.scorer, cross_lingual, language)
         if text and mode == "ask" and NUMERIC_QUESTION.search(question) and not holds_a_figure(text):
-            # a "how much / how many" question whose most relevant sentences hold no figure: the relevant ones that
-            # do, or none (a brief or draft covers several things: one asked in figures that the library answers in
-            # words, "a substantial share", refuses no brief)
+            # A "how much / how many" question whose most relevant sentences hold no figure is refused, unless the
+            # passage of the best of them gives one in another relevant sentence ("An Intergovernmental Committee …
+            # shall be established", then "It shall be composed of representatives of 18 States"); a figure from
+            # another passage ("since 2008", "1 %") answers another question. A brief or draft covers several
+            # things: one asked in figures that the library answers in words ("a substantial share") refuses none.
+            best_passage = passages[cited_numbers(text)[0] - 1].text
             return extractive_answer(question, passages, mode, verifier.scorer, cross_lingual, language,
-                                     usable=holds_a_figure)
+                                     usable=lambda sentence: holds_a_figure(sentence) and sentence in best_passage)
         return text
 
     @property
