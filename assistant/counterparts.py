@@ -154,19 +154,13 @@ def titled_documents(request: str, documents: Iterable[DocumentInfo]) -> set[str
     heritage convention", "the Convention on Cultural Diversity"): the words touching a type word ("convention") —
     before it, or after it over function words — that are words of a title or publisher of that type. The document
     holding most of them is cited when no other holds as many, and it holds two or one that no other document has."""
-    documents = list(documents)
     tokens = re.findall(r"\w+", fold(request))
-    by_type: dict[str, list[DocumentInfo]] = {}
-    for doc in documents:
-        for word in _type_words(doc):
-            by_type.setdefault(word, []).append(doc)
+    if not any(token.startswith(tuple(ALL_TYPE_WORDS)) for token in tokens):
+        return set()
+    by_type, documents_with = _titles_by_type(tuple((d.doc_id, d.doc_type, d.title, d.publisher) for d in documents))
     cited: set[str] = set()
     for i, token in enumerate(tokens):
-        candidates = next((docs for word, docs in by_type.items() if token.startswith(word)), None)
-        if not candidates:
-            continue
-        names = {doc.doc_id: _name_words(doc.title, doc.publisher) for doc in candidates}
-        known = frozenset().union(*names.values())
+        names, known = next((entry for word, entry in by_type.items() if token.startswith(word)), ({}, frozenset()))
         touching: set[str] = set()
         for step in (-1, 1):
             j = i + step
@@ -174,15 +168,39 @@ def titled_documents(request: str, documents: Iterable[DocumentInfo]) -> set[str
                 if tokens[j] in known:
                     touching.add(tokens[j])
                 j += step
+        if not touching:
+            continue
         scores = {doc_id: len(words & touching) for doc_id, words in names.items()}
-        best = max(scores.values(), default=0)
+        best = max(scores.values())
         leaders = [doc_id for doc_id, score in scores.items() if score == best]
         if best == 0 or len(leaders) > 1:
             continue
-        held = names[leaders[0]] & touching
-        if best >= 2 or not any(held <= _name_words(d.title, d.publisher) for d in documents if d.doc_id != leaders[0]):
+        (held,) = names[leaders[0]] & touching if best == 1 else ("",)
+        if best >= 2 or documents_with[held] == 1:
             cited.add(leaders[0])
     return cited
+
+
+@lru_cache(maxsize=4)
+def _titles_by_type(
+    documents: tuple[tuple[str, str, str, str], ...],
+) -> tuple[dict[str, tuple[dict[str, frozenset[str]], frozenset[str]]], dict[str, int]]:
+    """For each type word, the name words of each document of that type and all of them together; and for each
+    name word, how many documents hold it. ``documents`` are (id, type, title, publisher): built once per library
+    state, not per request (2,000 documents at 100k chunks)."""
+    by_type: dict[str, tuple[dict[str, frozenset[str]], frozenset[str]]] = {}
+    documents_with: dict[str, int] = {}
+    for doc_id, doc_type, title, publisher in documents:
+        words = _name_words(title, publisher)
+        for word in words:
+            documents_with[word] = documents_with.get(word, 0) + 1
+        folded_type = fold(doc_type)
+        for key, type_words in TYPE_WORDS.items():
+            if key in folded_type:
+                for type_word in type_words:
+                    names, _ = by_type.setdefault(type_word, ({}, frozenset()))
+                    names[doc_id] = words
+    return {word: (names, frozenset().union(*names.values())) for word, (names, _) in by_type.items()}, documents_with
 
 
 MIN_TOPIC_WORDS = 2  # content words a request must keep without its citations to be searched that way
