@@ -167,14 +167,14 @@ def question_anchors(question: str, passages: Sequence[Passage] = (), whole_name
     anchors = set(ANCHOR.findall(question)) - GENERIC_ACRONYMS
     if detect_language(question) == "en":
         prose = URL.sub(" ", " ".join(p.text for p in passages))  # "asef.org/asia-europe" is no common noun
-        for match in NAME_RUN.finditer(question):
-            words = [w for w in match.group(1).split() if not re.search(rf"\b{re.escape(w.lower())}\b", prose)]
-            if not words:
-                continue
+        names = [(match.group(1), [w for w in match.group(1).split()
+                                   if not re.search(rf"\b{re.escape(w.lower())}\b", prose)])
+                 for match in NAME_RUN.finditer(question)]
+        unknown = set(missing_anchors({w for _, words in names for w in words}, passages)) if whole_names else set()
+        for name, words in names:
             # a name of several words is one anchor when a word of it is unknown: the "Council" of "British
             # Council" is found in other names ("Executive Council") and must not make half of it mentioned
-            unknown = missing_anchors(words, passages)
-            anchors.update([match.group(1)] if whole_names and unknown and len(words) > 1 else words)
+            anchors.update([name] if len(words) > 1 and unknown & set(words) else words)
     return anchors
 
 

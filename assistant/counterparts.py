@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
@@ -90,9 +91,15 @@ def named_documents(request: str, documents: Iterable[DocumentInfo]) -> set[str]
     }
 
 
-def _type_words(info: DocumentInfo) -> list[str]:
-    doc_type = fold(info.doc_type)
-    return [word for key, words in TYPE_WORDS.items() if key in doc_type for word in words]
+def _type_words(doc_type: str) -> list[str]:
+    """The words users write for a document of ``doc_type`` ("lab report" → report, rapport, Bericht…)."""
+    folded = fold(doc_type)
+    return [word for key, words in TYPE_WORDS.items() if key in folded for word in words]
+
+
+def _is_type_word(folded: str) -> bool:
+    """Whether a folded word is a document type as users write it, or starts with one ("conventions")."""
+    return folded.startswith(TYPE_WORD_STARTS)
 
 
 def _year_context(request: str, year: re.Match[str]) -> tuple[list[str], list[str]]:
@@ -142,7 +149,7 @@ def cited_documents(request: str, documents: Iterable[DocumentInfo]) -> set[str]
             continue
         near, adjacent = contexts[year]
         if (year, doc.doc_type) not in types_named:
-            types_named[year, doc.doc_type] = _names_a_type(near, _type_words(doc))
+            types_named[year, doc.doc_type] = _names_a_type(near, _type_words(doc.doc_type))
         # or a proper name right next to the year ("Hague 1954") that the title or publisher holds
         if types_named[year, doc.doc_type] or _name_words(doc.title, doc.publisher) & adjacent:
             cited.setdefault(year, set()).add(doc.doc_id)
@@ -155,7 +162,7 @@ def titled_documents(request: str, documents: Iterable[DocumentInfo]) -> set[str
     before it, or after it over function words — that are words of a title or publisher of that type. The document
     holding most of them is cited when no other holds as many, and it holds two or one that no other document has."""
     tokens = re.findall(r"\w+", fold(request))
-    if not any(token.startswith(tuple(ALL_TYPE_WORDS)) for token in tokens):
+    if not any(_is_type_word(token) for token in tokens):
         return set()
     by_type, documents_with = _titles_by_type(tuple((d.doc_id, d.doc_type, d.title, d.publisher) for d in documents))
     cited: set[str] = set()
@@ -175,32 +182,29 @@ def titled_documents(request: str, documents: Iterable[DocumentInfo]) -> set[str
         leaders = [doc_id for doc_id, score in scores.items() if score == best]
         if best == 0 or len(leaders) > 1:
             continue
-        (held,) = names[leaders[0]] & touching if best == 1 else ("",)
-        if best >= 2 or documents_with[held] == 1:
-            cited.add(leaders[0])
+        if best == 1:
+            (word,) = names[leaders[0]] & touching
+            if documents_with[word] > 1:  # one name word, which another document holds too
+                continue
+        cited.add(leaders[0])
     return cited
 
 
 @lru_cache(maxsize=4)
 def _titles_by_type(
     documents: tuple[tuple[str, str, str, str], ...],
-) -> tuple[dict[str, tuple[dict[str, frozenset[str]], frozenset[str]]], dict[str, int]]:
+) -> tuple[dict[str, tuple[dict[str, frozenset[str]], frozenset[str]]], Counter[str]]:
     """For each type word, the name words of each document of that type and all of them together; and for each
     name word, how many documents hold it. ``documents`` are (id, type, title, publisher): built once per library
     state, not per request (2,000 documents at 100k chunks)."""
-    by_type: dict[str, tuple[dict[str, frozenset[str]], frozenset[str]]] = {}
-    documents_with: dict[str, int] = {}
+    names_by_type: dict[str, dict[str, frozenset[str]]] = {}
+    documents_with: Counter[str] = Counter()
     for doc_id, doc_type, title, publisher in documents:
         words = _name_words(title, publisher)
-        for word in words:
-            documents_with[word] = documents_with.get(word, 0) + 1
-        folded_type = fold(doc_type)
-        for key, type_words in TYPE_WORDS.items():
-            if key in folded_type:
-                for type_word in type_words:
-                    names, _ = by_type.setdefault(type_word, ({}, frozenset()))
-                    names[doc_id] = words
-    return {word: (names, frozenset().union(*names.values())) for word, (names, _) in by_type.items()}, documents_with
+        documents_with.update(words)
+        for type_word in _type_words(doc_type):
+            names_by_type.setdefault(type_word, {})[doc_id] = words
+    return {word: (names, frozenset().union(*names.values())) for word, names in names_by_type.items()}, documents_with
 
 
 MIN_TOPIC_WORDS = 2  # content words a request must keep without its citations to be searched that way
@@ -226,7 +230,7 @@ def without_citations(request: str) -> str:
         word = tokens[j].group(0)
         folded = fold(word)
         return not YEAR.fullmatch(word) and (
-            folded in FUNCTION_WORDS or is_name(j) or any(folded.startswith(t) for t in ALL_TYPE_WORDS))
+            folded in FUNCTION_WORDS or is_name(j) or _is_type_word(folded))
 
     for i, token in enumerate(tokens):
         if not YEAR.fullmatch(token.group(0)):
@@ -264,7 +268,7 @@ def _citation_side(words: list[str], run: list[int], title_follows: bool) -> lis
     word, the names touching the year ("the Hague 1954"). Further than that stands another thing: "the
     Intergovernmental Committee of the 2005 Convention", "Abkommen von 1954 von Besatzungsmächten" (German nouns
     are capitalised)."""
-    types = [n for n, word in enumerate(words) if any(word.startswith(t) for t in ALL_TYPE_WORDS)]
+    types = [n for n, word in enumerate(words) if _is_type_word(word)]
     if types and title_follows:
         return run
     end = types[0] + 1 if types else 0
@@ -279,6 +283,7 @@ NAME_CONTEXT_WORDS = 2  # how far from a cited year its instrument's name words 
 
 
 ALL_TYPE_WORDS = frozenset(word for words in TYPE_WORDS.values() for word in words)
+TYPE_WORD_STARTS = tuple(ALL_TYPE_WORDS)  # for str.startswith
 
 
 def instrument_citations(request: str) -> list[tuple[str, frozenset[str]]]:
@@ -293,7 +298,7 @@ def instrument_citations(request: str) -> list[tuple[str, frozenset[str]]]:
         names = frozenset(
             word for word in before[-NAME_CONTEXT_WORDS:] + after[:NAME_CONTEXT_WORDS]
             if word[:1].isupper() and not YEAR.fullmatch(word) and word not in first_word
-            and not any(fold(word).startswith(t) for t in ALL_TYPE_WORDS) and fold(word) not in FUNCTION_WORDS
+            and not _is_type_word(fold(word)) and fold(word) not in FUNCTION_WORDS
         )
         citations.append((match.group(1), names))
     return citations

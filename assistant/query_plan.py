@@ -178,7 +178,7 @@ def request_facets(question: str) -> list[str]:
 
 def _fullest(context: list[str]) -> list[str]:
     """The context facet of most words (the first of them), as a list of at most one."""
-    return sorted(context, key=lambda facet: -len(facet.split()))[:1]
+    return [max(context, key=lambda facet: len(facet.split()))] if context else []
 
 
 def _with_lead_ins_joined(pieces: list[str]) -> list[str]:
