@@ -36,6 +36,7 @@ from assistant.query_plan import request_facets
 from assistant.settings import Settings
 from assistant.types import DocumentInfo, Passage
 from ingest.library import Library
+from ingest.lexicon import WordTranslator
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ FILTER_FIELDS = ("doc_type", "country", "region", "language", "publisher", "titl
 DUPLICATE_JACCARD = 0.8
 LEXICAL_WEIGHT = 1.0
 CROSS_LINGUAL_LEXICAL_WEIGHT = 0.1
+CARRIED_LEXICAL_WEIGHT = 0.5  # a request in another language, searched with the library words nearest to its own
 DENSE_POSTFILTER_SHARE = 0.25  # allowed chunks / all chunks at or above which dense results are filtered after search
 COUNTERPART_MODES = ("brief",)  # modes whose request names a counterpart whose own documents should lead
 CACHED_ENTRIES = 64  # viewers and allowed sets remembered per library version
@@ -124,6 +126,7 @@ class Retriever:
         self._doc_chunks: dict[str, tuple[str, ...]] = {}
         self._chunk_sets: dict[frozenset[str], frozenset[str]] = {}
         self._matrices: dict[frozenset[str], tuple[list[str], np.ndarray]] = {}  # allowed chunks → their vectors
+        self._translator = WordTranslator(lambda words: embed_queries(self.library.vectors.embeddings, words))
 
     # --- per-version cache of the library database -------------------------
     def _library_version(self) -> object:
@@ -261,12 +264,13 @@ class Retriever:
         return sorted(hits, key=lambda hit: combined[hit[0]], reverse=True)
 
     def _fused_ranking(
-        self, query: str, vector: list[float], n: int, doc_ids: list[str] | None,
+        self, lexical_query: str, vector: list[float], n: int, doc_ids: list[str] | None,
         allowed_chunks: frozenset[str] | None, total_chunks: int, lexical_weight: float,
     ) -> tuple[list[str], dict[str, dict]]:
-        """Chunk ids for one query (and its embedding), best first, and per-chunk ranking evidence."""
+        """Chunk ids for one query (its embedding, and its words for BM25), best first, and per-chunk ranking
+        evidence."""
         dense = self._dense(vector, n, doc_ids, allowed_chunks, total_chunks)
-        lexical = self.library.lexical.search(query, n, allowed_chunks)
+        lexical = self.library.lexical.search(lexical_query, n, allowed_chunks)
         fused: dict[str, float] = {}
         evidence: dict[str, dict] = {}
         for rank, (cid, score) in enumerate(dense, start=1):
@@ -349,15 +353,25 @@ class Retriever:
         """Chunk ids for one query, best first: its fused rankings over each of ``searches`` (allowed documents
         and their chunks), fused again by reciprocal rank; each chunk's first ranking evidence goes into ``evidence``."""
         fused: dict[str, float] = {}
-        lexical_weight = LEXICAL_WEIGHT if detect_language(query) == "en" else CROSS_LINGUAL_LEXICAL_WEIGHT
+        lexical_query, lexical_weight = self._lexical_query(query)
         for restrict_docs, restrict_chunks in searches:
             ranking, found = self._fused_ranking(
-                query, vector, n, restrict_docs, restrict_chunks, total_chunks, lexical_weight
+                lexical_query, vector, n, restrict_docs, restrict_chunks, total_chunks, lexical_weight
             )
             for rank, cid in enumerate(ranking, start=1):
                 fused[cid] = fused.get(cid, 0.0) + 1.0 / (self.settings.rrf_k + rank)
                 evidence.setdefault(cid, found[cid])
         return sorted(fused, key=fused.__getitem__, reverse=True)
+
+    def _lexical_query(self, query: str) -> tuple[str, float]:
+        """What BM25 searches for ``query``, and the weight of its ranking: an English request as it is; another
+        language's carried into the library's words when it can be (``ingest.lexicon``), else as it is with a
+        small weight (its words rarely match an English library)."""
+        language = detect_language(query)
+        if language == "en":
+            return query, LEXICAL_WEIGHT
+        carried = self._translator.library_query(query, language, self.library.lexicon)
+        return (carried, CARRIED_LEXICAL_WEIGHT) if carried else (query, CROSS_LINGUAL_LEXICAL_WEIGHT)
 
     def _interleave(self, rankings: list[list[str]]) -> dict[str, float]:
         """Round robin over the rankings (the whole request's first), best first: a chunk's score is

@@ -113,6 +113,11 @@ class Settings(BaseSettings):
         return self.data_dir / "bm25"
 
     @property
+    def lexicon_path(self) -> Path:
+        """The library's words with their vectors (see ``ingest.lexicon``)."""
+        return self.data_dir / "lexicon.npz"
+
+    @property
     def models_path(self) -> Path:
         """``models_dir``, or ``<data_dir>/models`` when unset."""
         return self.models_dir if self.models_dir is not None else self.data_dir / "models"

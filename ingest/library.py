@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 
-from assistant.embeddings import make_embeddings
+from assistant.embeddings import embed_queries, make_embeddings
 from assistant.settings import Settings
 from assistant.types import DocumentInfo
 from ingest.chunk import sentence_units
 from ingest.lexical import LexicalIndex, fingerprint
+from ingest.lexicon import Lexicon, library_words
 from ingest.store import LibraryStore
 from ingest.types import Chunk, Page
 from ingest.vectors import VectorIndex
@@ -34,6 +36,7 @@ class Library:
         self.store = store
         self.vectors = vectors
         self.lexical = lexical
+        self.lexicon = Lexicon.load(settings.lexicon_path, self.embedder)
 
     @classmethod
     def open(cls, settings: Settings) -> "Library":
@@ -107,12 +110,27 @@ class Library:
 
     # --- lexical index ---------------------------------------------------
     def lexical_in_sync(self) -> bool:
-        return self.lexical.fingerprint == fingerprint(self.store.complete_chunk_ids())
+        """Whether the BM25 index and the word lexicon were both built from the complete chunks of the store."""
+        current = fingerprint(self.store.complete_chunk_ids())
+        return self.lexical.fingerprint == current and self.lexicon.source == current
 
     def rebuild_lexical(self, persist: bool = True) -> None:
+        """Rebuild BM25 over the complete chunks; with ``persist``, save it and rebuild the word lexicon too (only
+        new words are embedded). Readers (``persist=False``) build BM25 in memory and load the saved lexicon."""
         rows = self.store.chunk_rows()
         self.lexical.rebuild([r["chunk_id"] for r in rows], [embed_text(r["section"], r["text"]) for r in rows],
                              persist=persist, bodies=[r["text"] for r in rows])
+        if persist:
+            words = library_words(r["text"] for r in rows)
+            embed = partial(embed_queries, self.vectors.embeddings)
+            self.lexicon = Lexicon.build(words, embed, self.embedder, self.lexicon, self.lexical.fingerprint)
+            self.lexicon.save(self.settings.lexicon_path)
+
+    @property
+    def embedder(self) -> str:
+        """Which embedding model made the vectors (a lexicon of another is not reused)."""
+        embeddings = self.vectors.embeddings
+        return getattr(embeddings, "name", type(embeddings).__name__)
 
     def _stamp_vector_write(self) -> None:
         """Record that this process changed the vectors, so that other processes reopen theirs."""
@@ -124,15 +142,19 @@ class Library:
         self.follow_lexical()
 
     def follow_lexical(self) -> None:
-        """Catch up with another process's writes: reload the saved BM25 index, or build one in memory.
+        """Catch up with another process's writes: reload the saved BM25 index (or build one in memory) and
+        the saved word lexicon.
 
-        Readers never write the index files: the writer may still be saving them.
+        Readers never write the index files: the writer may still be saving them. A lexicon a little behind
+        the chunks still carries request words well, so a reader only reloads it.
         """
-        if self.lexical_in_sync():
-            return
-        self.lexical = LexicalIndex(self.lexical.folder)
-        if not self.lexical_in_sync():
-            self.rebuild_lexical(persist=False)
+        current = fingerprint(self.store.complete_chunk_ids())
+        if self.lexical.fingerprint != current:
+            self.lexical = LexicalIndex(self.lexical.folder)
+            if self.lexical.fingerprint != current:
+                self.rebuild_lexical(persist=False)
+        if self.lexicon.source != current:
+            self.lexicon = Lexicon.load(self.settings.lexicon_path, self.embedder)
 
     # --- reading -----------------------------------------------------------
     def documents(self, viewer: str | None = None) -> list[DocumentInfo]:

@@ -302,6 +302,7 @@ def test_a_running_retriever_follows_an_edit_made_by_another_process(corpus, set
     assert found and found[0].source_file == TXT_NAME and NEW_SENTENCE in squash(found[0].text)
     assert found[0].dense_rank is not None  # found by the vectors too, not only by BM25
     assert new_ids <= set(retriever.library.lexical.chunk_ids)
+    assert retriever.library.lexicon.source == retriever.library.lexical.fingerprint  # the writer's word lexicon
     assert not any(WVR_OLD_SENTENCE in squash(p.text) for p in retriever.search(WVR_OLD_SENTENCE, k=5))
 
 
