@@ -28,7 +28,7 @@ MAX_WORDS = 20_000  # the most widespread words kept (embedding one costs ~8 ms 
 MIN_CHUNKS = 2  # a word must occur in at least this many chunks (drops typos and one-off names)
 TRANSLATION_THRESHOLD = 0.93  # cosine between a request word and a library word (single words score 0.85-1.0)
 EMBED_BATCH = 256
-CACHED_WORDS = 50_000  # request words' vectors remembered (a word recurs across a request's facets and requests)
+CACHED_WORDS = 20_000  # request words' vectors (and library words) remembered (a word recurs across a request's facets and requests)
 WORD = re.compile(r"[^\W\d_]{3,}")
 ENGLISH_STOPWORDS = frozenset(stopwords.STOPWORDS_EN)
 REQUEST_STOPWORDS = {
@@ -123,11 +123,18 @@ class Lexicon:
 
 
 class WordTranslator:
-    """A request's content words in the library's words, for BM25 (see the module docstring)."""
+    """A request's content words in the library's words, for BM25 (see the module docstring).
+
+    Remembers each request word's vector, and the library word it carries to for the current lexicon: a word
+    recurs across a request's facets and across requests, and the comparison with every library word is
+    the costly part after the embedding.
+    """
 
     def __init__(self, embed: Embed) -> None:
         self._embed = embed
         self._vectors: dict[str, np.ndarray] = {}
+        self._carried: dict[str, str | None] = {}
+        self._lexicon: Lexicon | None = None  # the lexicon ``_carried`` holds words of
         self._lock = threading.Lock()
 
     def library_query(self, text: str, language: str, lexicon: Lexicon) -> str | None:
@@ -137,11 +144,20 @@ class WordTranslator:
         if stop is None or not len(lexicon):
             return None
         words = [w for w in dict.fromkeys(w.lower() for w in WORD.findall(text)) if w not in stop]
-        unknown = [w for w in words if w not in lexicon]
-        vectors = self._vectors_of(unknown)
-        found = dict(zip(unknown, lexicon.nearest(np.stack([vectors[w] for w in unknown]) if unknown else [])))
-        carried = [w if w in lexicon else found[w] for w in words]
-        return " ".join(dict.fromkeys(w for w in carried if w)) or None
+        with self._lock:
+            if self._lexicon is not lexicon:
+                self._carried, self._lexicon = {}, lexicon
+            carried = {w: w if w in lexicon else self._carried.get(w, "") for w in words}
+        unknown = [w for w, found in carried.items() if found == ""]
+        if unknown:
+            vectors = self._vectors_of(unknown)
+            carried.update(zip(unknown, lexicon.nearest(np.stack([vectors[w] for w in unknown]))))
+            with self._lock:
+                if self._lexicon is lexicon:
+                    if len(self._carried) + len(unknown) > CACHED_WORDS:
+                        self._carried.clear()
+                    self._carried.update((w, carried[w]) for w in unknown)
+        return " ".join(dict.fromkeys(w for w in carried.values() if w)) or None
 
     def _vectors_of(self, words: list[str]) -> dict[str, np.ndarray]:
         with self._lock:
