@@ -1,10 +1,10 @@
 """The library's vocabulary with one vector per word: carries a request's words into the library's language.
 
-BM25 matches words, so a French or German request ("radiodiffusion", "Bürgerkriegen") shares almost none with
+BM25 matches words, so a French or German request ("protéger", "Konflikten") shares almost none with
 an English library, and the lexical half of hybrid search sits idle for it. Each word that recurs in the library
 is embedded once, as a query, by the same multilingual model as the passages; a request word in another
 language is replaced by the library word nearest to it when their cosine reaches ``TRANSLATION_THRESHOLD``
-("radiodiffusion" → "broadcasting", "protéger" → "protection"), and those words are searched with BM25.
+("protéger" → "protection", "mesures" → "measure"), and those words are searched with BM25.
 Languages without a stopword list here (Vietnamese writes words as separate syllables) are left as they are.
 Measured in docs/evaluation.md ("Request words carried into the library's language").
 """
