@@ -5,7 +5,8 @@ set -euo pipefail
 port="${1:-8765}"
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 work="$(mktemp -d)"
-trap 'kill -- -$pid 2>/dev/null || true; sleep 2; rm -rf "$work"' EXIT
+# RUN_LOG=path keeps a copy of make run's output (with its timestamps) for a breakdown of the steps.
+trap 'kill -- -$pid 2>/dev/null || true; sleep 2; [ -n "${RUN_LOG:-}" ] && cp "$work/run.log" "$RUN_LOG"; rm -rf "$work"' EXIT
 git clone --quiet "$repo" "$work/clone"
 cd "$work/clone"
 export PIP_CACHE_DIR="$work/pip-cache"   # empty: every package is downloaded again
