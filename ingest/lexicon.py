@@ -22,13 +22,15 @@ from pathlib import Path
 import bm25s.stopwords as stopwords
 import numpy as np
 
+from assistant.embeddings import unit_rows
+
 log = logging.getLogger(__name__)
 
 MAX_WORDS = 20_000  # the most widespread words kept (embedding one costs ~8 ms on 2 cores)
 MIN_CHUNKS = 2  # a word must occur in at least this many chunks (drops typos and one-off names)
 TRANSLATION_THRESHOLD = 0.93  # cosine between a request word and a library word (single words score 0.85-1.0)
 EMBED_BATCH = 256
-CACHED_WORDS = 20_000  # request words' vectors (and library words) remembered (a word recurs across a request's facets and requests)
+CACHED_WORDS = 20_000  # request words whose library word is remembered (a word recurs across a request's facets and requests)
 WORD = re.compile(r"[^\W\d_]{3,}")
 ENGLISH_STOPWORDS = frozenset(stopwords.STOPWORDS_EN)
 REQUEST_STOPWORDS = {
@@ -48,19 +50,13 @@ def library_words(texts: Iterable[str], limit: int = MAX_WORDS) -> list[str]:
     return [w for w, n in spread.most_common() if n >= MIN_CHUNKS and w not in ENGLISH_STOPWORDS][:limit]
 
 
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.where(norms == 0, 1, norms)
-
-
 class Lexicon:
     """Library words and their unit query vectors, saved beside the BM25 index."""
 
     def __init__(self, words: list[str], vectors: np.ndarray, embedder: str, source: str = "") -> None:
         self.words = words
         self.source = source  # fingerprint of the chunks it was built from (the BM25 index's)
-        vectors = np.asarray(vectors, dtype=np.float32)
-        self.matrix = _unit(vectors) if len(words) else np.zeros((0, 0), dtype=np.float32)
+        self.matrix = unit_rows(vectors) if len(words) else np.zeros((0, 0), dtype=np.float32)
         self.embedder = embedder
         self._index = {word: i for i, word in enumerate(words)}
 
@@ -117,7 +113,7 @@ class Lexicon:
         """For each vector, the library word nearest to it if their cosine reaches ``threshold``."""
         if not self.words or not len(vectors):
             return [None] * len(vectors)
-        similarities = _unit(np.asarray(vectors, dtype=np.float32)) @ self.matrix.T
+        similarities = unit_rows(vectors) @ self.matrix.T
         best = similarities.argmax(axis=1)
         return [self.words[j] if similarities[i, j] >= threshold else None for i, j in enumerate(best)]
 
@@ -125,14 +121,13 @@ class Lexicon:
 class WordTranslator:
     """A request's content words in the library's words, for BM25 (see the module docstring).
 
-    Remembers each request word's vector, and the library word it carries to for the current lexicon: a word
-    recurs across a request's facets and across requests, and the comparison with every library word is
-    the costly part after the embedding.
+    Remembers the library word each request word carries to (or that it carries to none) for the current
+    lexicon: a word recurs across a request's facets and across requests, and embedding it and comparing it
+    with every library word is what costs.
     """
 
     def __init__(self, embed: Embed) -> None:
         self._embed = embed
-        self._vectors: dict[str, np.ndarray] = {}
         self._carried: dict[str, str | None] = {}
         self._lexicon: Lexicon | None = None  # the lexicon ``_carried`` holds words of
         self._lock = threading.Lock()
@@ -147,25 +142,14 @@ class WordTranslator:
         with self._lock:
             if self._lexicon is not lexicon:
                 self._carried, self._lexicon = {}, lexicon
-            carried = {w: w if w in lexicon else self._carried.get(w, "") for w in words}
-        unknown = [w for w, found in carried.items() if found == ""]
-        if unknown:
-            vectors = self._vectors_of(unknown)
-            carried.update(zip(unknown, lexicon.nearest(np.stack([vectors[w] for w in unknown]))))
+            carried = {w: w if w in lexicon else self._carried[w] for w in words if w in lexicon or w in self._carried}
+        unseen = [w for w in words if w not in carried]
+        if unseen:
+            vectors = np.asarray(self._embed(unseen), dtype=np.float32)
+            carried.update(zip(unseen, lexicon.nearest(vectors)))
             with self._lock:
                 if self._lexicon is lexicon:
-                    if len(self._carried) + len(unknown) > CACHED_WORDS:
+                    if len(self._carried) + len(unseen) > CACHED_WORDS:
                         self._carried.clear()
-                    self._carried.update((w, carried[w]) for w in unknown)
-        return " ".join(dict.fromkeys(w for w in carried.values() if w)) or None
-
-    def _vectors_of(self, words: list[str]) -> dict[str, np.ndarray]:
-        with self._lock:
-            known = {w: self._vectors[w] for w in words if w in self._vectors}
-        missing = [w for w in words if w not in known]
-        fresh = {w: np.asarray(v, dtype=np.float32) for w, v in zip(missing, self._embed(missing))} if missing else {}
-        with self._lock:
-            if len(self._vectors) + len(fresh) > CACHED_WORDS:
-                self._vectors.clear()
-            self._vectors.update(fresh)
-        return known | fresh
+                    self._carried.update((w, carried[w]) for w in unseen)
+        return " ".join(dict.fromkeys(carried[w] for w in words if carried[w])) or None
