@@ -10,6 +10,7 @@ trap 'kill -- -$pid 2>/dev/null || true; sleep 2; [ -n "${RUN_LOG:-}" ] && cp "$
 git clone --quiet "$repo" "$work/clone"
 cd "$work/clone"
 export PIP_CACHE_DIR="$work/pip-cache"   # empty: every package is downloaded again
+export UV_CACHE_DIR="$work/uv-cache"     # the same for uv, which installs them (Makefile)
 export LLAMA_WHEELS="$work/llama-wheels"  # empty: the background model install compiles llama.cpp again
 start=$(date +%s)
 setsid make run PORT="$port" > "$work/run.log" 2>&1 &
