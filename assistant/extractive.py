@@ -6,6 +6,7 @@ model package) and for fast tests. It never paraphrases, so every sentence is a 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 
 from assistant.citations import SupportScorer, content_words, passage_spans
@@ -42,6 +43,9 @@ RELATIVE_WINDOW = 0.04  # only sentences within this distance of the best one ab
 # docs/evaluation.md: dev gold coverage 0.692 → 0.846; drafts lost quotes with it).
 RANK_PRIOR = 0.03
 MAX_SENTENCE_CHARS = 450
+# A list item's bullet, number or footnote mark: the quote starts after it (it stays verbatim, and the
+# answer's own "- " does not double it).
+LEADING_MARK = re.compile(r"^(?:[-*•–]\s+|\(?\d{1,2}[.)]\s+|[¹²³⁴⁵⁶⁷⁸⁹⁰]+\s*)")
 
 
 def rank_sentences(
@@ -62,6 +66,8 @@ def rank_sentences(
                 continue
             if span.text.upper() == span.text:  # an all-caps heading line
                 continue
+            if span.text.endswith(("?", ":")):  # a question the document asks, a lead-in to a list: no answer
+                continue
             if usable is not None and not usable(span.text):
                 continue
             candidates.append((index, span))
@@ -72,7 +78,7 @@ def rank_sentences(
         _overlap, cosine, _ = scorer.score(question, span)
         lexical = len(question_words & span.words) / len(question_words) if question_words else 0.0
         relevance = cosine + 0.1 * lexical
-        scored.append((relevance + rank_prior / (1 + index), relevance, index, span.text))
+        scored.append((relevance + rank_prior / (1 + index), relevance, index, LEADING_MARK.sub("", span.text)))
     eligible = sorted((item for item in scored if item[1] >= min_relevance), key=lambda item: item[0], reverse=True)
     chosen: list[tuple[float, int, str]] = []
     for score, _relevance, index, text in eligible:

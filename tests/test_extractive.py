@@ -61,3 +61,27 @@ def test_a_drafts_headings_are_in_the_users_language_and_its_quotes_in_the_docum
     assert f"- {TOP} [1]" in draft.splitlines()
     # English stays the default
     assert "## Principles it draws on" in extractive_answer("Draft it.", PASSAGES, "draft", SCORER, cross_lingual=True)
+
+
+ASKED = "How can capacity building and mobility between Asia and Europe be more equal?"
+LEAD_IN = "The group offers the following guiding principles for Asia-Europe cultural cooperation:"
+ITEM = "Contributing to addressing the imbalances in travel opportunities for artists of all regions."
+
+
+def test_questions_and_list_lead_ins_are_never_quoted_as_answers():
+    # A question the document asks, or a sentence announcing a list, reads close to the user's question and answers
+    # nothing; they score highest here and must still be left out.
+    text = f"{ASKED}\n{LEAD_IN}\n{TOP}"
+    scorer = FixedScorer({ASKED: 0.95, LEAD_IN: 0.93, TOP: 0.87})
+    chosen = rank_sentences("How can artist mobility be fairer?", [passage(text, 1)], scorer, limit=4, min_relevance=0.84)
+    assert [sentence for _, _, sentence in chosen] == [TOP]
+
+
+def test_a_list_items_bullet_or_footnote_mark_is_not_part_of_the_quote():
+    for mark in ("- ", "• ", "2. ", "¹ "):
+        item = f"{mark}{ITEM}"
+        # (a numbered item's "2." already ends a sentence of its own when the passage is split)
+        answer = extractive_answer("What travel imbalances?", [passage(f"Challenges\n{item}", 1)], "ask",
+                                   FixedScorer({item: 0.9, ITEM: 0.9}))
+        assert answer == f"- {ITEM} [1]", (mark, answer)
+        assert ITEM in item  # the quote is still verbatim text of the passage
