@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -115,9 +116,32 @@ class Visit:
         self.context.set_default_timeout(60_000)
         self.requests: list[str] = []
         self.dialogs: list[str] = []
+        self.journal: list[str] = []  # console lines and socket frames, written out when a test fails
+        self._opened = time.monotonic()
         self.context.on("request", lambda request: self.requests.append(request.url))
         self.page = self.context.new_page()
         self.page.on("dialog", self._on_dialog)
+        self.page.on("console", lambda message: self._note(f"console {message.type}: {message.text}"))
+        self.page.on("framenavigated", lambda frame: self._note(f"navigated: {frame.url}") if frame == self.page.main_frame else None)
+        self.page.on("websocket", self._on_websocket)
+
+    def _note(self, line: str) -> None:
+        self.journal.append(f"{time.monotonic() - self._opened:8.2f}s {line[:400]}")
+
+    def _on_websocket(self, socket) -> None:
+        self._note(f"socket open: {socket.url}")
+        socket.on("framesent", lambda payload: self._note(f"socket sent: {payload}"))
+        socket.on("framereceived", lambda payload: self._note(f"socket received: {payload}"))
+        socket.on("close", lambda _socket: self._note("socket closed"))
+
+    def keep_evidence(self, name: str) -> None:
+        """Save the page and the journal of what it saw under test-artifacts/, for a test that failed."""
+        ARTIFACTS.mkdir(exist_ok=True)
+        (ARTIFACTS / f"failed-{name}.log").write_text("\n".join(self.journal) + "\n", encoding="utf-8")
+        try:
+            self.page.screenshot(path=str(ARTIFACTS / f"failed-{name}.png"))
+        except Exception as exc:  # a page that is gone cannot be photographed; the journal still tells
+            (ARTIFACTS / f"failed-{name}.log").open("a").write(f"no screenshot: {exc}\n")
 
     def _on_dialog(self, dialog) -> None:
         self.dialogs.append(dialog.message)

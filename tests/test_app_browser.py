@@ -19,7 +19,7 @@ import pytest
 import browser_support
 from browser_support import ARTIFACTS, CHROMIUM, DONE, AppServer, browser, build_app_data, free_port  # noqa: F401 (fixture)
 from eval.bench_browser import MEASURE_JS
-from conftest import KNOWLEDGE
+from conftest import KNOWLEDGE, call_failed
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -78,7 +78,7 @@ class Visit(browser_support.Visit):
 
 
 @pytest.fixture
-def visit(browser, server):
+def visit(browser, server, request):
     opened: list[Visit] = []
 
     def open_visit() -> Visit:
@@ -86,7 +86,11 @@ def visit(browser, server):
         return opened[-1]
 
     yield open_visit
-    for v in opened:
+    if call_failed(request):  # the page, what it saw and the server's log, for a failure that does not repeat
+        (ARTIFACTS / f"failed-{request.node.name}-server.log").write_bytes(server.log.read_bytes())
+    for number, v in enumerate(opened, 1):
+        if call_failed(request):
+            v.keep_evidence(f"{request.node.name}-{number}")
         outside = v.outside_requests()
         v.close()
         assert not outside, f"the page reached beyond localhost: {outside}"

@@ -150,6 +150,7 @@ async def set_commands() -> None:
 
 
 async def chat_start() -> None:
+    log.info("%s opened a chat (session %s)", _username() or "a visitor", cl.context.session.id)
     cl.user_session.set("history", [])
     cl.user_session.set("exports", {})
     await send_settings()
