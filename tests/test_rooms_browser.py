@@ -13,7 +13,8 @@ import re
 
 import pytest
 
-from browser_support import ARTIFACTS, CHROMIUM, LOCAL, AppServer, browser, build_app_data, click_download, free_port  # noqa: F401 (fixture)
+import browser_support
+from browser_support import ARTIFACTS, CHROMIUM, AppServer, browser, build_app_data, click_download, free_port  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -63,24 +64,15 @@ def server(tmp_path_factory):
     app.stop()
 
 
-class Person:
-    """One browser context logged in as one user."""
+class Person(browser_support.Visit):
+    """One browser context logged in as one user (the shared visit, with the room test's helpers)."""
 
     def __init__(self, browser, server: AppServer, user: str) -> None:
-        self.server, self.user = server, user
-        self.context = browser.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True)
-        self.context.set_default_timeout(60_000)
-        self.requests: list[str] = []
-        self.context.on("request", lambda request: self.requests.append(request.url))
-        self.page = self.context.new_page()
+        super().__init__(browser, server, {user: (USERS[user], "user")})
+        self.user = user
 
     def login(self) -> None:
-        self.page.goto(self.server.url)
-        self.page.wait_for_selector("#email")
-        self.page.fill("#email", self.user)
-        self.page.fill("#password", USERS[self.user])
-        self.page.click("button[type=submit]")
-        self.page.wait_for_selector("#chat-input")
+        super().login(self.user)
 
     def body(self) -> str:
         return self.page.inner_text("body")
@@ -95,10 +87,6 @@ class Person:
         self.page.wait_for_function("([t, n]) => document.body.innerText.split(t).length - 1 > n",
                                     arg=[text, above], timeout=timeout)
 
-    def send(self, text: str) -> None:
-        self.page.fill("#chat-input", text)
-        self.page.press("#chat-input", "Enter")
-
     def command(self, name: str, text: str) -> None:
         """Pick a command in the composer's menu, then send ``text`` with it."""
         self.page.click("#command-button")
@@ -106,15 +94,13 @@ class Person:
         self.send(text)
 
     def shot(self, name: str) -> None:
-        self.page.screenshot(path=str(ARTIFACTS / f"room-{name}.png"), full_page=False)
-
-    def outside_requests(self) -> list[str]:
-        return [url for url in self.requests if not LOCAL.match(url)]
+        super().shot(f"room-{name}")
 
 
 @pytest.fixture(scope="module")
-def people(browser, server):
+def people(browser, server, request):
     opened: dict[str, Person] = {}
+    failed_before = request.session.testsfailed
 
     def person(user: str) -> Person:
         if user not in opened:
@@ -123,6 +109,10 @@ def people(browser, server):
         return opened[user]
 
     yield person
+    if request.session.testsfailed > failed_before:  # what each page saw and the server's log, kept for the failure
+        (ARTIFACTS / "failed-rooms-server.log").write_bytes(server.log.read_bytes())
+        for user, p in opened.items():
+            p.keep_evidence(f"rooms-{user}")
     for p in opened.values():
         outside = p.outside_requests()
         p.context.close()
