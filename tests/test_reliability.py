@@ -474,3 +474,30 @@ def test_no_anonymous_route_to_chats_files_or_exports(app):
     allowed = {401, 403, 404, 405, 422}
     assert all(code in allowed for code in codes.values()) and codes["POST /project/threads"] in (401, 403), codes
     assert codes["GET /user"] == 401 and codes["socket without a cookie"] == 401, codes
+
+
+def test_a_chat_whose_socket_is_replaced_before_its_first_message_starts_again(app):
+    """The web client may open a second socket for the same session right after login (and socket.io reconnects
+    after a drop): the chat's start (settings, commands) must reach the new socket, and the chat must answer."""
+    from eval.chat_client import ChatClient
+
+    async def scenario() -> tuple[list[Any], Any]:
+        first = ChatClient(app.url, user_name(1), PASSWORD)
+        second = ChatClient(app.url, user_name(1), PASSWORD)
+        settings: list[Any] = []
+        second.sio.on("chat_settings", settings.append)
+        try:
+            await first.login()
+            second.session_id, second.cookie = first.session_id, first.cookie
+            second.http.headers["Cookie"] = first.cookie
+            await first.connect(timeout=30)  # the chat starts on the first socket…
+            await first.sio.disconnect()  # …which the page drops before the user has written anything
+            await second.connect(timeout=30)  # raises ChatError when no start reaches the new socket
+            return settings, await second.ask(GOOD_QUESTION, timeout=240)
+        finally:
+            await first.close()
+            await second.close()
+
+    settings, reply = asyncio.run(scenario())
+    assert settings and any(widget.get("id") == "doc_type" for widget in settings[-1]), settings
+    assert not reply.errors and reply.verified, reply.answer

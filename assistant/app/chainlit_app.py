@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import chainlit as cl
 
-from assistant.app import flows, rooms, runtime, uploads
+from assistant.app import flows, reconnect, rooms, runtime, uploads
+
+reconnect.install()  # a chat whose socket is replaced before its first message starts again
 
 
 @cl.on_app_startup
