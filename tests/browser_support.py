@@ -141,7 +141,8 @@ class Visit:
         try:
             self.page.screenshot(path=str(ARTIFACTS / f"failed-{name}.png"))
         except Exception as exc:  # a page that is gone cannot be photographed; the journal still tells
-            (ARTIFACTS / f"failed-{name}.log").open("a").write(f"no screenshot: {exc}\n")
+            with (ARTIFACTS / f"failed-{name}.log").open("a", encoding="utf-8") as journal:
+                journal.write(f"no screenshot: {exc}\n")
 
     def _on_dialog(self, dialog) -> None:
         self.dialogs.append(dialog.message)
@@ -185,3 +186,15 @@ class Visit:
 
     def close(self) -> None:
         self.context.close()
+
+
+def keep_evidence_if_failed(request, failed_before: int, server: AppServer, prefix: str,
+                            visits: Mapping[str, Visit]) -> None:
+    """In a browser fixture's teardown: if a test failed since ``failed_before`` (the session's count at set-up),
+    keep each visit's journal and screenshot and the server's log as test-artifacts/failed-<prefix>-*."""
+    if request.session.testsfailed <= failed_before:
+        return
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / f"failed-{prefix}-server.log").write_bytes(server.log.read_bytes())
+    for label, visit in visits.items():
+        visit.keep_evidence(f"{prefix}-{label}")

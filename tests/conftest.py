@@ -101,16 +101,3 @@ def copy_index(source: Path, target: Path) -> Path:
     shutil.copytree(source, target)
     return target
 
-
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item, call):
-    """Keep each phase's report on the test item, so a fixture can tell whether its test failed."""
-    report = yield
-    setattr(item, f"report_{report.when}", report)
-    return report
-
-
-def call_failed(request) -> bool:
-    """Whether the test that ``request`` belongs to failed in its call phase (for use in fixture teardown)."""
-    report = getattr(request.node, "report_call", None)
-    return bool(report and report.failed)

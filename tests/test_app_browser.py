@@ -19,7 +19,7 @@ import pytest
 import browser_support
 from browser_support import ARTIFACTS, CHROMIUM, DONE, AppServer, browser, build_app_data, free_port  # noqa: F401 (fixture)
 from eval.bench_browser import MEASURE_JS
-from conftest import KNOWLEDGE, call_failed
+from conftest import KNOWLEDGE
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -80,17 +80,16 @@ class Visit(browser_support.Visit):
 @pytest.fixture
 def visit(browser, server, request):
     opened: list[Visit] = []
+    failed_before = request.session.testsfailed
 
     def open_visit() -> Visit:
         opened.append(Visit(browser, server))
         return opened[-1]
 
     yield open_visit
-    if call_failed(request):  # the page, what it saw and the server's log, for a failure that does not repeat
-        (ARTIFACTS / f"failed-{request.node.name}-server.log").write_bytes(server.log.read_bytes())
-    for number, v in enumerate(opened, 1):
-        if call_failed(request):
-            v.keep_evidence(f"{request.node.name}-{number}")
+    browser_support.keep_evidence_if_failed(request, failed_before, server, request.node.name,
+                                            {str(number): v for number, v in enumerate(opened, 1)})
+    for v in opened:
         outside = v.outside_requests()
         v.close()
         assert not outside, f"the page reached beyond localhost: {outside}"

@@ -109,10 +109,7 @@ def people(browser, server, request):
         return opened[user]
 
     yield person
-    if request.session.testsfailed > failed_before:  # what each page saw and the server's log, kept for the failure
-        (ARTIFACTS / "failed-rooms-server.log").write_bytes(server.log.read_bytes())
-        for user, p in opened.items():
-            p.keep_evidence(f"rooms-{user}")
+    browser_support.keep_evidence_if_failed(request, failed_before, server, "rooms", opened)
     for p in opened.values():
         outside = p.outside_requests()
         p.context.close()

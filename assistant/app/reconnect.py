@@ -22,8 +22,7 @@ def install() -> None:
     import chainlit.socket  # noqa: F401 (registers Chainlit's handlers on the server)
     from chainlit.server import sio
 
-    handlers = sio.handlers.setdefault("/", {})
-    original = handlers.get(EVENT)
+    original = sio.handlers.get("/", {}).get(EVENT)
     if original is None:
         raise RuntimeError(f"Chainlit registered no {EVENT!r} handler: this Chainlit version is not supported")
     if getattr(original, "restarts_replaced_chats", False):
