@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-from assistant.citations import SupportScorer, content_words, passage_spans
+from assistant.citations import Span, SupportScorer, content_words, passage_spans
 from assistant.messages import message
 from assistant.types import Passage
 
@@ -46,17 +46,34 @@ MAX_SENTENCE_CHARS = 450
 # A list item's bullet, number or footnote mark: the quote starts after it (it stays verbatim, and the
 # answer's own "- " does not double it).
 LEADING_MARK = re.compile(r"^(?:[-*•–]\s+|\(?\d{1,2}[.)]\s+|[¹²³⁴⁵⁶⁷⁸⁹⁰]+\s*)")
+# Where a quote stands in the library: (document, page index, start, end), offsets within the page's text.
+Place = tuple[str, int, int, int]
+
+
+def place_of(passage: Passage, span: Span) -> Place:
+    """Where ``span`` of ``passage`` stands in its page (a passage is a verbatim slice of its page's text)."""
+    return passage.doc_id, passage.page_index, passage.char_start + span.start, passage.char_start + span.end
+
+
+def overlaps(place: Place, others: Sequence[Place]) -> bool:
+    """Whether ``place`` shares any text with one of ``others``: a sentence and the pair of clauses that holds it, or
+    the same sentence in two overlapping passages, are one quote."""
+    doc, page, start, end = place
+    return any(doc == o_doc and page == o_page and start < o_end and o_start < end
+               for o_doc, o_page, o_start, o_end in others)
 
 
 def rank_sentences(
     question: str, passages: Sequence[Passage], scorer: SupportScorer, limit: int, min_relevance: float = MIN_RELEVANCE,
-    rank_prior: float = 0.0, usable: Callable[[str], bool] | None = None,
+    rank_prior: float = 0.0, usable: Callable[[str], bool] | None = None, taken: list[Place] | None = None,
 ) -> list[tuple[float, int, str]]:
     """(score, passage index, sentence) of the most relevant single sentences, best first.
 
     A sentence must reach ``min_relevance`` on its own (and pass ``usable``, if given); ``rank_prior / (1 +
-    passage index)`` is added to its score for the ordering (``passages`` best first).
+    passage index)`` is added to its score for the ordering (``passages`` best first). No two chosen quotes share
+    text, nor does one share text with the places in ``taken`` (quoted already); the chosen ones are added to it.
     """
+    taken = [] if taken is None else taken
     candidates = []
     for index, passage in enumerate(passages):
         for span in passage_spans(passage.text):
@@ -78,13 +95,15 @@ def rank_sentences(
         _overlap, cosine, _ = scorer.score(question, span)
         lexical = len(question_words & span.words) / len(question_words) if question_words else 0.0
         relevance = cosine + 0.1 * lexical
-        scored.append((relevance + rank_prior / (1 + index), relevance, index, LEADING_MARK.sub("", span.text)))
+        scored.append((relevance + rank_prior / (1 + index), relevance, index, LEADING_MARK.sub("", span.text),
+                       place_of(passages[index], span)))
     eligible = sorted((item for item in scored if item[1] >= min_relevance), key=lambda item: item[0], reverse=True)
     chosen: list[tuple[float, int, str]] = []
-    for score, _relevance, index, text in eligible:
-        if score < eligible[0][0] - RELATIVE_WINDOW or any(text == c[2] for c in chosen):
+    for score, _relevance, index, text, place in eligible:
+        if score < eligible[0][0] - RELATIVE_WINDOW or any(text == c[2] for c in chosen) or overlaps(place, taken):
             continue
         chosen.append((score, index, text))
+        taken.append(place)
         if len(chosen) == limit:
             break
     return chosen
@@ -103,13 +122,12 @@ def extractive_answer(
                               usable=usable)
         return "\n".join(f"- {text} [{index + 1}]" for _, index, text in best)
     lines: list[str] = []
-    used: set[str] = set()
+    quoted: list[Place] = []  # shared by the sections: a quote appears once in the whole answer
     for heading_key, hint in SECTION_QUERIES[mode]:
-        picked = [s for s in rank_sentences(f"{question} {hint}", passages, scorer, limit=4, min_relevance=threshold - 0.03) if s[2] not in used][:2]
+        picked = rank_sentences(f"{question} {hint}", passages, scorer, limit=2, min_relevance=threshold - 0.03,
+                                taken=quoted)
         if not picked:
             continue
         lines.append(f"## {message(heading_key, language)}")
-        for _, index, text in picked:
-            used.add(text)
-            lines.append(f"- {text} [{index + 1}]")
+        lines.extend(f"- {text} [{index + 1}]" for _, index, text in picked)
     return "\n".join(lines)

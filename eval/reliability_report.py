@@ -60,6 +60,9 @@ SELECTION = (
           "tests/test_chroma_server.py"),
     Group("Faults survived", "App refuses to start (exit 3) with the reason when Chroma is unreachable",
           "tests/test_cli.py", "cannot_start"),
+    Group("Faults survived", "A chat whose socket is replaced before its first message (a reconnect, the page's second "
+          "connect after login) starts again with its settings and commands",
+          "tests/test_reliability.py", "socket_is_replaced"),
     Group("Faults survived", "Errors shown to users as readable messages; stop button discards unverified drafts",
           "tests/test_app_handlers.py", "errors_become_readable or stop_discards"),
     Group("Isolation and access", "20 concurrent socket users: own uploads, history and exports only",

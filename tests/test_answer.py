@@ -40,12 +40,20 @@ def assert_citations_verbatim(engine: AnswerEngine, answer) -> None:
         assert f"[{citation.n}]" in answer.answer
 
 
+def assert_no_quote_repeated(answer) -> None:
+    """No two citations of an extractive answer share text: a clause, or the pair of clauses that holds it, once."""
+    places = sorted((c.doc_id, c.page_index, c.quote_start, c.quote_end) for c in answer.citations)
+    for a, b in zip(places, places[1:]):
+        assert a[:2] != b[:2] or a[3] <= b[2], answer.answer
+
+
 def test_dev_set_extractive(engine):
     questions = load_questions(DEV_SET)
     answered = 0
     for q in questions:
         answer = run(engine, AnswerRequest(q.question, mode=q.mode))
         assert_citations_verbatim(engine, answer)
+        assert_no_quote_repeated(answer)
         assert answer.language == q.language
         if not q.answerable and q.id == "dev-08":
             assert answer.abstained and answer.citations == []
@@ -71,6 +79,8 @@ def test_brief_and_draft_have_sections(engine):
     assert not brief.abstained and "## " in brief.answer
     draft = run(engine, AnswerRequest("Draft a recommendation on artist mobility between Asia and Europe", mode="draft"))
     assert not draft.abstained and "## Principles it draws on" in draft.answer or "## Past challenges" in draft.answer
+    assert_no_quote_repeated(brief)
+    assert_no_quote_repeated(draft)
 
 
 @pytest.mark.parametrize("question, words", [("", "empty"), ("   \n\t ", "empty"), ("😀🎉🙏", "words")], ids=["empty", "blank", "emoji"])

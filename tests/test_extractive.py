@@ -84,3 +84,44 @@ def test_a_list_items_bullet_or_footnote_mark_is_not_part_of_the_quote():
         answer = extractive_answer("What travel imbalances?", [passage(f"Challenges\n{item}", 1)], "ask",
                                    FixedScorer({item: 0.9, ITEM: 0.9}))
         assert answer == f"- {ITEM} [1]", (mark, answer)
+
+
+CLAUSES = [
+    "Recognizing that artists from developing countries face barriers to mobility;",
+    "Considering that preferential treatment can open markets to their work;",
+    "Being determined to take steps to support them.",
+]
+
+
+class ScoredByWords(FixedScorer):
+    """A span scores by how many of the question's clauses it holds, so the pairs of clauses score highest."""
+
+    def score(self, claim: str, span: Span, context_numbers: frozenset[str] = frozenset()) -> tuple[float, float, bool]:
+        return 0.0, 0.85 + 0.005 * sum(clause in span.text for clause in CLAUSES), True
+
+
+def test_no_two_quotes_share_text_within_a_passage_across_overlapping_passages_or_across_sections():
+    text = " ".join(CLAUSES)
+    first = passage(text, 1)
+    # the next passage overlaps the first by its last two clauses, as chunks with an overlap do
+    second_start = text.index(CLAUSES[1])
+    second = passage(text[second_start:] + " The Parties shall report every four years on the measures taken.", 1)
+    second.chunk_id, second.char_start = "c1b", second_start
+    second.char_end = second_start + len(second.text)
+
+    def places(chosen):
+        return [(text.index(quote.rstrip(";.")), text.index(quote.rstrip(";.")) + len(quote.rstrip(";.")))
+                for _, _, quote in chosen if quote.rstrip(";.") in text]
+
+    chosen = rank_sentences("Quoi ?", [first, second], ScoredByWords({}), limit=4,
+                            min_relevance=0.84)
+    spans = places(chosen)
+    assert len(chosen) >= 2, chosen
+    assert all(a_end <= b_start or b_end <= a_start
+               for i, (a_start, a_end) in enumerate(spans) for b_start, b_end in spans[i + 1:]), chosen
+
+    draft = extractive_answer("Draft a recommendation on preferential treatment.", [first, second], "draft",
+                              ScoredByWords({}))
+    quotes = [line[2:line.rindex(" [")] for line in draft.splitlines() if line.startswith("- ")]
+    for clause in CLAUSES:
+        assert sum(clause.rstrip(";.") in quote for quote in quotes) <= 1, (clause, draft)
