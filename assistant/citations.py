@@ -178,6 +178,15 @@ def instruction_lines(text: str) -> list[tuple[int, int]]:
     return found
 
 
+# Where a quote stands in the library: (document, page index, start, end), offsets within the page's text.
+Place = tuple[str, int, int, int]
+
+
+def place_of(passage: Passage, span: Span) -> Place:
+    """Where ``span`` of ``passage`` stands in its page (a passage is a verbatim slice of its page's text)."""
+    return passage.doc_id, passage.page_index, passage.char_start + span.start, passage.char_start + span.end
+
+
 def span_at(text: str, start: int, end: int) -> Span:
     """The span ``text[start:end]`` with its content words and numbers."""
     return Span(start, end, text[start:end], content_words(text[start:end]), numbers_in(text[start:end]))
@@ -472,10 +481,10 @@ class CitationVerifier:
 
 
 def _citation(n: int, passage: Passage, support: _Support, status: str) -> Citation:
-    start = passage.char_start + support.span.start
+    _doc, _page, start, end = place_of(passage, support.span)
     return Citation(
         n=n, chunk_id=passage.chunk_id, doc_id=passage.doc_id, source_file=passage.source_file, title=passage.title,
         publisher=passage.publisher, year=passage.year, page=passage.page, section=passage.section,
         quote=support.span.text, page_index=passage.page_index, quote_start=start,
-        quote_end=start + len(support.span.text), support=round(support.score, 3), status=status,
+        quote_end=end, support=round(support.score, 3), status=status,
     )

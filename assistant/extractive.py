@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-from assistant.citations import Span, SupportScorer, content_words, passage_spans
+from assistant.citations import Place, SupportScorer, content_words, passage_spans, place_of
 from assistant.messages import message
 from assistant.types import Passage
 
@@ -46,13 +46,6 @@ MAX_SENTENCE_CHARS = 450
 # A list item's bullet, number or footnote mark: the quote starts after it (it stays verbatim, and the
 # answer's own "- " does not double it).
 LEADING_MARK = re.compile(r"^(?:[-*•–]\s+|\(?\d{1,2}[.)]\s+|[¹²³⁴⁵⁶⁷⁸⁹⁰]+\s*)")
-# Where a quote stands in the library: (document, page index, start, end), offsets within the page's text.
-Place = tuple[str, int, int, int]
-
-
-def place_of(passage: Passage, span: Span) -> Place:
-    """Where ``span`` of ``passage`` stands in its page (a passage is a verbatim slice of its page's text)."""
-    return passage.doc_id, passage.page_index, passage.char_start + span.start, passage.char_start + span.end
 
 
 def overlaps(place: Place, others: Sequence[Place]) -> bool:

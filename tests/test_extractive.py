@@ -94,7 +94,7 @@ CLAUSES = [
 
 
 class ScoredByWords(FixedScorer):
-    """A span scores by how many of the question's clauses it holds, so the pairs of clauses score highest."""
+    """A span scores by how many of CLAUSES it holds, so the pairs of clauses score highest."""
 
     def score(self, claim: str, span: Span, context_numbers: frozenset[str] = frozenset()) -> tuple[float, float, bool]:
         return 0.0, 0.85 + 0.005 * sum(clause in span.text for clause in CLAUSES), True
