@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 8000
 export POLICYLAB_DATA_DIR ?= data
 
-.PHONY: run test setup index system-deps bench eval eval-validation eval-holdout eval-blind clean llm llm-runtime model test-models bench-llm load-test reliability
+.PHONY: run test setup index system-deps bench eval eval-validation eval-holdout eval-blind eval-offtopic clean llm llm-runtime model test-models bench-llm load-test reliability
 
 UV_VERSION := 0.13.9
 # uv installs the pinned set from an empty cache in ~11 s where pip takes ~170 s (docs/benchmarks.md, "First make run");
@@ -122,6 +122,12 @@ eval-blind: setup
 	$(POLICYLAB) eval --questions eval/questions/blind3.jsonl --corpus knowledge --compare baseline --out reports/blind3 --backend $(EVAL_BACKEND)
 	$(POLICYLAB) eval --questions eval/questions/blind4.jsonl --corpus knowledge --compare baseline --out reports/blind4 --backend $(EVAL_BACKEND)
 	$(POLICYLAB) eval --questions eval/questions/blind5.jsonl --corpus knowledge --compare baseline --out reports/blind5 --backend $(EVAL_BACKEND)
+
+# Requests from outside the library (general knowledge, neighbouring policy fields, off-topic briefs and drafts; none answerable):
+# the share refused as "not in the library" -> reports/offtopic/, reports/offtopic_blind/.
+eval-offtopic: setup
+	$(POLICYLAB) eval --questions eval/questions/offtopic.jsonl --corpus knowledge --compare none --out reports/offtopic --backend $(EVAL_BACKEND)
+	$(POLICYLAB) eval --questions eval/questions/offtopic_blind.jsonl --corpus knowledge --compare none --out reports/offtopic_blind --backend $(EVAL_BACKEND)
 
 # Bounded loopback load test (20 chats: 60 s warm-up, then 60 s measured, on the extractive backend; then 3 at once on a local model
 # when installed) -> reports/load/load_test.json. LOAD_ARGS=--skip-model for run 1 only.

@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable, Sequence
 
 from assistant.citations import Place, SupportScorer, content_words, passage_spans, place_of
+from assistant.language import detect_language
 from assistant.messages import message
 from assistant.types import Passage
 
@@ -43,9 +44,19 @@ RELATIVE_WINDOW = 0.04  # only sentences within this distance of the best one ab
 # docs/evaluation.md: dev gold coverage 0.692 → 0.846; drafts lost quotes with it).
 RANK_PRIOR = 0.03
 MAX_SENTENCE_CHARS = 450
+# Capitalised words inside a sentence of an English question: names ("…the GDP of France", "…in Prague in June").
+NAME_RUN = re.compile(r"(?<=[a-z,;:] )([A-Z][a-z]{2,}(?: [A-Z][a-z]{2,})*)\b")
 # A list item's bullet, number or footnote mark: the quote starts after it (it stays verbatim, and the
 # answer's own "- " does not double it).
 LEADING_MARK = re.compile(r"^(?:[-*•–]\s+|\(?\d{1,2}[.)]\s+|[¹²³⁴⁵⁶⁷⁸⁹⁰]+\s*)")
+
+
+def name_words(question: str) -> frozenset[str]:
+    """The content words of the names inside an English ``question`` (see ``NAME_RUN``); none in other languages,
+    whose capitals are not a sign of names (German capitalises every noun)."""
+    if detect_language(question) != "en":
+        return frozenset()
+    return content_words(" ".join(match.group(1) for match in NAME_RUN.finditer(question)))
 
 
 def overlaps(place: Place, others: Sequence[Place]) -> bool:
@@ -62,8 +73,11 @@ def rank_sentences(
 ) -> list[tuple[float, int, str]]:
     """(score, passage index, sentence) of the most relevant single sentences, best first.
 
-    A sentence must reach ``min_relevance`` on its own (and pass ``usable``, if given); ``rank_prior / (1 +
-    passage index)`` is added to its score for the ordering (``passages`` best first). No two chosen quotes share
+    A sentence's relevance is its e5 cosine with the question plus 0.1 x the share of the question's content words it
+    holds, names left out of that bonus (``name_words``): that a sentence names the question's country or city says
+    it mentions it, not that it answers ("What is the GDP of France?" and a participants table's ".../France" row).
+    It must reach ``min_relevance`` on its own (and pass ``usable``, if given); ``rank_prior / (1 + passage index)``
+    is added to its score for the ordering (``passages`` best first). No two chosen quotes share
     text, nor does one share text with the places in ``taken`` (quoted already); the chosen ones are added to it.
     """
     taken = [] if taken is None else taken
@@ -83,10 +97,11 @@ def rank_sentences(
             candidates.append((index, span))
     scorer.prepare([span for _, span in candidates])
     question_words = content_words(question)
+    topic_words = question_words - name_words(question)
     scored = []
     for index, span in candidates:
         _overlap, cosine, _ = scorer.score(question, span)
-        lexical = len(question_words & span.words) / len(question_words) if question_words else 0.0
+        lexical = len(topic_words & span.words) / len(question_words) if question_words else 0.0
         relevance = cosine + 0.1 * lexical
         scored.append((relevance + rank_prior / (1 + index), relevance, index, LEADING_MARK.sub("", span.text),
                        place_of(passages[index], span)))

@@ -241,7 +241,7 @@ def _plot_latency(plt: Any, report: dict[str, Any]) -> Any:
 
 
 def _plot_dense_scores(plt: Any, report: dict[str, Any]) -> Any:
-    from assistant.answer import ABSTAIN_DENSE_SCORE
+    from assistant.answer import ABSTAIN_DENSE_SCORE, ABSTAIN_DENSE_SCORE_CROSS_LINGUAL
 
     answerable = [q["systems"]["policylab"].get("best_dense_score") for q in report["questions"] if q["answerable"]]
     unanswerable = [q["systems"]["policylab"].get("best_dense_score") for q in report["questions"] if not q["answerable"]]
@@ -253,6 +253,8 @@ def _plot_dense_scores(plt: Any, report: dict[str, Any]) -> Any:
     ax.hist([answerable, unanswerable], bins=12, label=["answerable", "not in the library"],
             color=[COLORS["policylab"], "#bbbbbb"])
     ax.axvline(ABSTAIN_DENSE_SCORE, color="black", linestyle="--", linewidth=1, label="abstention threshold")
+    ax.axvline(ABSTAIN_DENSE_SCORE_CROSS_LINGUAL, color="black", linestyle=":", linewidth=1,
+               label="… across languages")
     ax.set_xlabel("best e5 cosine among policylab's retrieved passages")
     ax.set_ylabel("questions")
     ax.legend(fontsize=8, loc="upper left")

@@ -181,6 +181,16 @@ def test_out_of_scope_question_abstains_whatever_the_model_would_write(engine):
     assert answer.answer.startswith(message("not_in_library", "en"))
 
 
+def test_a_name_the_question_shares_with_a_table_row_makes_no_answer(engine):
+    # "France" and "Germany" are in the lab report's participants table; the name earned its row the word-overlap
+    # bonus, and the row was quoted as the answer.
+    for question in ("What is the GDP of France?", "What is the capital of Germany?"):
+        answer = run(engine, AnswerRequest(question))
+        assert answer.abstained and answer.citations == [], (question, answer.answer)
+    held = run(engine, AnswerRequest("In which city did the ASEF LinkUp participants gather in June 2024?"))
+    assert not held.abstained and "Prague" in held.answer  # a question about what the library says of a name
+
+
 def test_an_instrument_named_by_its_year_is_in_scope_when_its_passages_do_not_repeat_the_year(engine):
     # The 2005 Convention's articles never write "2005": the anchor is met by the document's metadata.
     question = ("Quelles mesures nationales un État partie à la Convention de 2005 peut-il adopter pour protéger la "
