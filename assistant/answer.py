@@ -198,6 +198,12 @@ def missing_anchors(anchors: Iterable[str], passages: Sequence[Passage]) -> list
     return sorted(a for a in anchors if not mentioned(a))
 
 
+def read_across_languages(passages: Sequence[Passage], language: str) -> bool:
+    """Whether the best passages are in another language than ``language``: e5's cosines run lower across languages,
+    so the abstention and quote thresholds do too."""
+    return any(p.language and p.language != language for p in passages[:3])
+
+
 def asks_when_or_where_next(question: str) -> bool:
     """A sentence of the question asks when or where a coming occasion is ("Where and when is the next ASEF
     LinkUp?", "¿Cuándo será la próxima sesión?", "Wann ist die nächste Ausgabe?")."""
@@ -566,9 +572,9 @@ class AnswerEngine:
         if not passages:
             return True
         best = max((p.dense_score or 0.0) for p in passages)
-        language = detect_language(question)
-        cross_lingual = any(p.language and p.language != language for p in passages[:3])
-        if best < (ABSTAIN_DENSE_SCORE_CROSS_LINGUAL if cross_lingual else ABSTAIN_DENSE_SCORE):
+        threshold = ABSTAIN_DENSE_SCORE_CROSS_LINGUAL if read_across_languages(passages, detect_language(question)) \
+            else ABSTAIN_DENSE_SCORE
+        if best < threshold:
             return True
         # a draft names its addressees and participants ("to the European Commission", "producers from Southeast
         # Asia"), which the library need not hold, word by word; a question or brief names its subject
@@ -594,7 +600,7 @@ class AnswerEngine:
     def _extractive(
         self, question: str, passages: Sequence[Passage], mode: str, language: str, verifier: CitationVerifier
     ) -> str:
-        cross_lingual = any(p.language and p.language != language for p in passages[:3])
+        cross_lingual = read_across_languages(passages, language)
         text = extractive_answer(question, passages, mode, verifier.scorer, cross_lingual, language)
         if text and mode == "ask" and NUMERIC_QUESTION.search(question) and not holds_a_figure(text):
             # A "how much / how many" question whose most relevant sentences hold no figure is refused, unless the

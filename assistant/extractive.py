@@ -70,12 +70,14 @@ def overlaps(place: Place, others: Sequence[Place]) -> bool:
 def rank_sentences(
     question: str, passages: Sequence[Passage], scorer: SupportScorer, limit: int, min_relevance: float = MIN_RELEVANCE,
     rank_prior: float = 0.0, usable: Callable[[str], bool] | None = None, taken: list[Place] | None = None,
+    names: frozenset[str] | None = None,
 ) -> list[tuple[float, int, str]]:
     """(score, passage index, sentence) of the most relevant single sentences, best first.
 
     A sentence's relevance is its e5 cosine with the question plus 0.1 x the share of the question's content words it
-    holds, names left out of that bonus (``name_words``): that a sentence names the question's country or city says
-    it mentions it, not that it answers ("What is the GDP of France?" and a participants table's ".../France" row).
+    holds, names left out of that bonus (``names``, by default ``name_words(question)``): that a sentence names the
+    question's country or city says it mentions it, not that it answers ("What is the GDP of France?" and a
+    participants table's ".../France" row).
     It must reach ``min_relevance`` on its own (and pass ``usable``, if given); ``rank_prior / (1 + passage index)``
     is added to its score for the ordering (``passages`` best first). No two chosen quotes share
     text, nor does one share text with the places in ``taken`` (quoted already); the chosen ones are added to it.
@@ -97,7 +99,7 @@ def rank_sentences(
             candidates.append((index, span))
     scorer.prepare([span for _, span in candidates])
     question_words = content_words(question)
-    topic_words = question_words - name_words(question)
+    topic_words = question_words - (name_words(question) if names is None else names)
     scored = []
     for index, span in candidates:
         _overlap, cosine, _ = scorer.score(question, span)
@@ -125,15 +127,16 @@ def extractive_answer(
     draft's section headings are in ``language``, the quotes in their documents' own. A question's answer
     quotes only sentences that pass ``usable`` (a "how many" question: those that hold a figure)."""
     threshold = MIN_RELEVANCE_CROSS_LINGUAL if cross_lingual else MIN_RELEVANCE
+    names = name_words(question)  # of the request itself: a section's hint words must not change its language
     if mode not in SECTION_QUERIES:
         best = rank_sentences(question, passages, scorer, limit=4, min_relevance=threshold, rank_prior=RANK_PRIOR,
-                              usable=usable)
+                              usable=usable, names=names)
         return "\n".join(f"- {text} [{index + 1}]" for _, index, text in best)
     lines: list[str] = []
     quoted: list[Place] = []  # shared by the sections: a quote appears once in the whole answer
     for heading_key, hint in SECTION_QUERIES[mode]:
         picked = rank_sentences(f"{question} {hint}", passages, scorer, limit=2, min_relevance=threshold - 0.03,
-                                taken=quoted)
+                                taken=quoted, names=names)
         if not picked:
             continue
         lines.append(f"## {message(heading_key, language)}")
