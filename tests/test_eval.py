@@ -204,3 +204,47 @@ def test_questions_and_labels_are_not_statements():
     assert not is_statement("- **What challenges do you face in building a professional diplomacy?**")
     assert not is_statement("How can mobility support reach artists from the Global South? [3]")
     assert not is_statement("## Suggested talking points and questions")
+
+
+def test_the_scripted_chat_user_resends_a_request_whose_connection_closed_before_any_reply():
+    """A server that drops the first connection it gets without replying (as uvicorn does with a kept-alive connection
+    idle for 5 s): the chat client's transport sends the request again and gets the reply; a plain client fails."""
+    import asyncio
+
+    import httpx
+
+    from eval.chat_client import BrowserLikeTransport
+
+    async def scenario() -> tuple[int, str, int]:
+        connections = 0
+        bodies: list[bytes] = []
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            nonlocal connections
+            connections += 1
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(next((line.split(b":")[1] for line in head.split(b"\r\n")
+                               if line.lower().startswith(b"content-length")), b"0"))
+            body = await reader.readexactly(length)
+            if connections % 2 == 1:  # the first of each pair: closed, no reply
+                writer.close()
+                return
+            bodies.append(body)
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        async with server:
+            async with httpx.AsyncClient(base_url=url, transport=BrowserLikeTransport()) as client:
+                resent = await client.post("/project/file", files={"file": ("note.txt", b"a contribution", "text/plain")})
+            async with httpx.AsyncClient(base_url=url) as plain:
+                with pytest.raises((httpx.ReadError, httpx.RemoteProtocolError)):
+                    await plain.post("/project/file", content=b"x")
+        return resent.status_code, bodies[0].decode(errors="replace"), connections
+
+    status, body, connections = asyncio.run(scenario())
+    assert status == 200
+    assert "a contribution" in body  # the multipart body went out whole the second time
+    assert connections == 3
