@@ -207,8 +207,8 @@ def test_questions_and_labels_are_not_statements():
 
 
 def test_the_scripted_chat_user_resends_a_request_whose_connection_closed_before_any_reply():
-    """A server that drops the first connection it gets without replying (as uvicorn does with a kept-alive connection
-    idle for 5 s): the chat client's transport sends the request again and gets the reply; a plain client fails."""
+    """A server that drops every other connection without replying (as uvicorn drops a kept-alive connection idle for
+    5 s): the chat client's transport sends the request again and gets the reply; a plain client fails."""
     import asyncio
 
     import httpx
