@@ -478,6 +478,11 @@ def test_a_question_in_another_language_is_searched_in_the_librarys_language(eng
     unusable = QueryTranslatingModel("Los anticuarios llevan un registro [1].", "Los anticuarios deben llevar un registro.")
     kept = run(AnswerEngine(engine.settings, engine.retriever, model=unusable), AnswerRequest(question))
     assert kept.query == question
+    # nor is one in the right language that says something else: the local model has replied with its
+    # instructions ("Do not answer.") or a comment instead of a translation
+    for reply in ("Do not answer.", "I will translate the request into English and provide it on one line."):
+        echoed = QueryTranslatingModel("Los anticuarios llevan un registro [1].", reply)
+        assert run(AnswerEngine(engine.settings, engine.retriever, model=echoed), AnswerRequest(question)).query == question
     # switched off, the question is searched as typed
     off = QueryTranslatingModel("Los anticuarios llevan un registro [1].", english)
     settings = engine.settings.model_copy(update={"translate_queries": False})
@@ -486,6 +491,23 @@ def test_a_question_in_another_language_is_searched_in_the_librarys_language(eng
     plain = QueryTranslatingModel("Dealers keep a register [1].", "unused")
     run(AnswerEngine(engine.settings, engine.retriever, model=plain), AnswerRequest(english))
     assert not any("so that it can be searched" in p for p in plain.prompts)
+
+
+def test_whether_the_library_answers_is_judged_on_the_request_as_typed_not_its_translation(engine):
+    # The local model translated "la Convention de La Haye de 1954" as "the Haye Convention", a name no passage
+    # holds, and the request was refused; the gate is calibrated on requests as users type them.
+    question = ("La Convention de La Haye de 1954 permet-elle de lever la protection d'un bien culturel pour raison "
+                "de nécessité militaire ? Et qui peut en décider ?")
+    mangled = "Does the Haye Convention allow lifting cultural protection for military necessity? Who can decide?"
+    model = QueryTranslatingModel("NOT_IN_LIBRARY", mangled)
+    answer = run(AnswerEngine(engine.settings, engine.retriever, model=model), AnswerRequest(question))
+    assert answer.query == mangled  # searched as translated...
+    assert not answer.abstained and answer.citations  # ...but not refused for a name the translation made up
+    assert any(c.source_file.startswith("hague-1954") for c in answer.citations)
+    # and a translation that answers instead ("Tokyo") does not carry a question from outside the library in
+    tokyo = QueryTranslatingModel("Tokyo [1].", "Tokyo")
+    refused = run(AnswerEngine(engine.settings, engine.retriever, model=tokyo), AnswerRequest("Thủ đô của Nhật Bản là gì?"))
+    assert refused.abstained and refused.citations == []
 
 
 def test_anchors_are_names_not_common_nouns_and_names_after_a_colon_count():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import shutil
@@ -99,6 +100,28 @@ def test_french_questions_are_searched_in_english_translated_by_the_real_model(d
         assert answer.query != questions[qid].question and detect_language(answer.query) == "en", answer.query
         assert answer.timings["query_translation_s"] > 0
     assert dev_answers["dev-01"].query == questions["dev-01"].question  # English: searched as typed
+
+
+def test_the_translation_check_reports_each_request_in_another_language(llm_engine, tmp_path, capsys):
+    # eval.query_translations, the command behind docs/evaluation.md's figures, on two requests with the real model
+    from eval.query_translations import check
+
+    questions = tmp_path / "q.jsonl"
+    questions.write_text("\n".join(json.dumps(q, ensure_ascii=False) for q in [
+        {"id": "fr-1", "mode": "ask", "language": "fr", "answerable": True,
+         "question": "Que doivent faire les États parties de la Convention de 1970 pour empêcher l'importation de biens volés ?"},
+        {"id": "en-1", "mode": "ask", "language": "en", "answerable": True, "question": "What is the 1970 Convention?"},
+        {"id": "de-1", "mode": "ask", "language": "de", "answerable": False,
+         "question": "Wie hoch ist eigentlich die Zugspitze?"},
+    ]), encoding="utf-8")
+    out = tmp_path / "rows.jsonl"
+    asyncio.run(check(llm_engine, [questions], out))
+    rows = {row["id"]: row for row in map(json.loads, out.read_text(encoding="utf-8").splitlines())}
+    assert set(rows) == {"fr-1", "de-1"}  # the English request needs no translation
+    assert rows["fr-1"]["translated"] and detect_language(rows["fr-1"]["reply"]) == "en"
+    assert rows["fr-1"]["similarity"] >= 0.83 and not rows["fr-1"]["refused_as_typed"]
+    assert rows["de-1"]["refused_as_typed"]
+    assert "answerable: requests 1" in capsys.readouterr().out
 
 
 def test_brief_and_draft_sections_with_real_model(llm_engine):
