@@ -103,7 +103,8 @@ def test_french_questions_are_searched_in_english_translated_by_the_real_model(d
 
 
 def test_the_translation_check_reports_each_request_in_another_language(llm_engine, tmp_path, capsys):
-    # eval.query_translations, the command behind docs/evaluation.md's figures, on two requests with the real model
+    # eval.query_translations, the command behind docs/evaluation.md's figures, with the real model: two requests in
+    # other languages, and one in English that it skips
     from eval.query_translations import check
 
     questions = tmp_path / "q.jsonl"
