@@ -22,6 +22,7 @@ from assistant.answer import MIN_TRANSLATION_SIMILARITY, AnswerEngine, AnswerReq
 from assistant.language import detect_language
 from assistant.service import build_engine
 from assistant.settings import get_settings
+from eval.metrics import load_questions
 
 
 def refuses(engine: AnswerEngine, request: AnswerRequest, searched: str) -> bool:
@@ -32,34 +33,28 @@ def refuses(engine: AnswerEngine, request: AnswerRequest, searched: str) -> bool
 async def check(engine: AnswerEngine, files: list[Path], out: Path | None) -> None:
     library_language = engine.retriever.library_language()
     totals: Counter[tuple[str, str]] = Counter()
-    sink = out.open("w", encoding="utf-8") if out else None
-    for path in files:
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if not line.strip():
-                continue
-            q = json.loads(line)
-            language = detect_language(q["question"])
-            if language == library_language:
-                continue
-            request = AnswerRequest(q["question"], mode=q.get("mode", "ask"))
-            reply = await engine.query_translation(request.question, language, library_language)
-            used = engine.usable_query_translation(request.question, reply, library_language)
-            similarity = engine.query_similarity(request.question, reply) if reply else 0.0
-            row = {"id": q.get("id"), "answerable": q.get("answerable", True), "reply": reply,
-                   "translated": used, "similarity": round(similarity, 3),
-                   "refused_as_typed": refuses(engine, request, request.question),
-                   "refused_as_translated": refuses(engine, request, reply or request.question)}
-            kind = "answerable" if row["answerable"] else "outside the library"
-            totals[(kind, "requests")] += 1
-            totals[(kind, "refused as typed")] += row["refused_as_typed"]
-            totals[(kind, "refused as translated")] += row["refused_as_translated"]
-            totals[(kind, "translation used")] += row["translated"]
-            print(f"{row['id']:<10} {kind[:10]:<10} cos {row['similarity']:.3f} typed {'refused' if row['refused_as_typed'] else 'answered':<8}"
-                  f" translated {'refused' if row['refused_as_translated'] else 'answered':<8} {reply[:70]}", flush=True)
-            if sink:
-                sink.write(json.dumps(row, ensure_ascii=False) + "\n")
-    if sink:
-        sink.close()
+    rows = []
+    for q in (q for path in files for q in load_questions(path)):
+        language = detect_language(q.question)
+        if language == library_language:
+            continue
+        request = AnswerRequest(q.question, mode=q.mode)
+        reply = await engine.query_translation(q.question, language, library_language)
+        row = {"id": q.id, "answerable": q.answerable, "reply": reply,
+               "translated": engine.usable_query_translation(q.question, reply, library_language),
+               "similarity": round(engine.query_similarity(q.question, reply) if reply else 0.0, 3),
+               "refused_as_typed": refuses(engine, request, q.question),
+               "refused_as_translated": refuses(engine, request, reply or q.question)}
+        rows.append(row)
+        kind = "answerable" if q.answerable else "outside the library"
+        totals[(kind, "requests")] += 1
+        totals[(kind, "refused as typed")] += row["refused_as_typed"]
+        totals[(kind, "refused as translated")] += row["refused_as_translated"]
+        totals[(kind, "translation used")] += row["translated"]
+        print(f"{q.id:<10} {kind[:10]:<10} cos {row['similarity']:.3f} typed {'refused' if row['refused_as_typed'] else 'answered':<8}"
+              f" translated {'refused' if row['refused_as_translated'] else 'answered':<8} {reply[:70]}", flush=True)
+    if out:
+        out.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
     print(f"\nreplies below {MIN_TRANSLATION_SIMILARITY} are not searched")
     for (kind, what), n in sorted(totals.items()):
         print(f"{kind}: {what} {n}")
