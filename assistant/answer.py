@@ -391,7 +391,7 @@ class AnswerEngine:
             ))
 
         if self.refuses(question, standalone, gate_passages, request):
-            yield finish(self._abstention(language, passages), [], True, VerificationReport())
+            yield finish(self._abstention(language, passages, request), [], True, VerificationReport())
             return
 
         verifier = CitationVerifier(self.embeddings)  # its sentence vectors serve the draft, then the check
@@ -465,7 +465,7 @@ class AnswerEngine:
             else:  # say why the answer is not in the user's language
                 label = " ".join(filter(None, [label, message("untranslated_label", language)]))
         if not citations:
-            yield finish(self._abstention(language, passages), [], True, report)
+            yield finish(self._abstention(language, passages, request), [], True, report)
             return
         if label:
             text = f"*{label}*\n\n{text}"
@@ -624,7 +624,18 @@ class AnswerEngine:
         missing = missing_anchors(anchors, passages)
         return bool(anchors) and len(missing) * 2 > len(anchors)
 
-    def _abstention(self, language: str, passages: Sequence[Passage]) -> str:
+    def _nothing_to_search(self, request: AnswerRequest) -> str:
+        """Why no passage could be found at all: "library_empty" when the viewer sees no document,
+        "filters_exclude_all" when the request's filters leave none; "" when there were documents to search."""
+        if not self.retriever.allowed_documents(None, request.viewer):
+            return "library_empty"
+        if request.filters is not None and not self.retriever.allowed_documents(request.filters, request.viewer):
+            return "filters_exclude_all"
+        return ""
+
+    def _abstention(self, language: str, passages: Sequence[Passage], request: AnswerRequest) -> str:
+        if not passages and (reason := self._nothing_to_search(request)):
+            return message(reason, language)  # "not covered" would mislead: nothing was searched
         lines = [message("not_in_library", language)]
         related: dict[str, tuple[Passage, list[str]]] = {}  # document → its best passage, its locations once each
         for p in passages:

@@ -69,6 +69,9 @@ def main(argv: list[str] | None = None) -> None:
     if engine.model is None:
         raise SystemExit("No chat model is configured (POLICYLAB_LLM_BACKEND=local after `make model`): "
                          "without one, requests are searched as typed and there is nothing to check.")
+    if not engine.retriever.allowed_documents(None, None):
+        raise SystemExit("The library is empty: index it first with `policylab ingest knowledge/` (or point "
+                         "POLICYLAB_DATA_DIR at an indexed data directory); every request would be refused.")
     asyncio.run(check(engine, args.files, args.out))
 
 

@@ -11,7 +11,7 @@ import pytest
 from assistant.answer import MAX_QUESTION_CHARS, AnswerEngine, AnswerRequest, FinalEvent, InputError, SourcesEvent, TokenEvent
 from assistant.messages import message
 from assistant.prompts import load_all
-from assistant.retrieval import Retriever
+from assistant.retrieval import Retriever, SearchFilters
 from assistant.tokens import count_tokens
 from conftest import DEV_SET, KNOWLEDGE, make_settings
 from eval.metrics import load_questions
@@ -179,6 +179,22 @@ def test_out_of_scope_question_abstains_whatever_the_model_would_write(engine):
                  AnswerRequest("What is the recipe for a traditional Bavarian pretzel?"))
     assert answer.abstained and answer.citations == []
     assert answer.answer.startswith(message("not_in_library", "en"))
+
+
+def test_an_empty_library_or_filters_that_leave_no_document_are_named_not_called_not_covered(engine, tmp_path):
+    # "The library does not cover this question" would send a user on a fresh clone, or one whose filters exclude
+    # every document, looking for better words instead of documents.
+    empty_settings = make_settings(tmp_path / "empty", llm_backend="extractive")
+    empty = AnswerEngine(empty_settings, Retriever(empty_settings), model=None)
+    answer = run(empty, AnswerRequest("Que dit la Convention de 1970 sur les musées ?"))
+    assert answer.abstained and answer.citations == []
+    assert answer.answer == message("library_empty", "fr")
+    request = AnswerRequest("What does the 1970 Convention require of museums?", filters=SearchFilters.parse(year="1800:1810"))
+    filtered = run(engine, request)
+    assert filtered.abstained and filtered.citations == []
+    assert filtered.answer == message("filters_exclude_all", "en")
+    held = run(engine, dataclasses.replace(request, filters=SearchFilters.parse(year="1970:1970")))
+    assert not held.abstained and held.citations  # the same request, with a filter that keeps its document
 
 
 def test_a_name_the_question_shares_with_a_table_row_makes_no_answer(engine):
