@@ -385,7 +385,13 @@ class CitationVerifier:
         self.scorer = SupportScorer(embeddings)
 
     def best_support(self, claim: str, passage: Passage, index: int, min_overlap: float = 0.0) -> _Support | None:
-        """The span of ``passage`` that best supports ``claim`` (sharing at least ``min_overlap`` of its words), if any."""
+        """The span of ``passage`` that best supports ``claim`` (sharing at least ``min_overlap`` of its words), if any.
+
+        A claim without a content word ("2", a list number left with its marker) states nothing to check: e5 scores
+        two near-empty strings close, and a number alone matches any span that holds it.
+        """
+        if not content_words(claim):
+            return None
         spans = passage_spans(passage.text)
         self.scorer.prepare([s for s in spans if "\n" not in s.text][:40])
         best: _Support | None = None

@@ -67,6 +67,17 @@ def test_fabricated_claim_is_removed_and_sentence_dropped(verifier, passages):
     assert [c.chunk_id for c in citations] == ["c1"]
 
 
+def test_a_marker_on_a_bare_list_number_certifies_nothing(verifier, passages):
+    # A small model wrote a numbered list as "2 [3]." lines; "2" matched a photo caption "Row 2 (Left to right):"
+    # by its number and a high e5 cosine between two near-empty strings, and was shown as a checked citation.
+    caption = passage("Row 2 (Left to right):\n\nJerneja Rebernak (SI/UK), Kristine Milere (LV)", 4)
+    text, citations, report = verifier.verify(
+        "Parties report to UNESCO every four years [2].\n2 [4].\n3 [1].", [*passages, caption])
+    assert [c.chunk_id for c in citations] == ["c2"]
+    assert report.dropped_sentences == ["2.", "3."] and report.removed == 2
+    assert "Row 2" not in text and text.startswith("Parties report to UNESCO")
+
+
 def test_changed_number_is_not_supported(verifier, passages):
     text, citations, report = verifier.verify("Between 10-13 June 2024, 25 participants gathered in Prague [3].", passages)
     assert citations == [] and report.removed == 1
