@@ -276,8 +276,15 @@ class SupportJudge:
         return ok, best_score, best_span
 
     def supported(self, claim: str, evidence: Sequence[str], contexts: Sequence[str] = ()) -> bool:
-        from assistant.citations import numbers_in, span_at
+        """Whether ``evidence`` (with its ``contexts``: title, year, section) supports ``claim``.
 
+        A claim without a content word ("3", a list number left with its marker) supports nothing, as in the
+        product's verifier: e5 scores near-empty strings close, and a number alone matches any span holding it.
+        """
+        from assistant.citations import content_words, numbers_in, span_at
+
+        if not content_words(claim):
+            return False
         pairs = [(e, c) for e, c in zip(evidence, list(contexts) + [""] * len(evidence)) if e and e.strip()]
         if not pairs:
             return False

@@ -95,6 +95,16 @@ def test_a_changed_number_is_not_supported_even_spelled_out():
     assert not judge.supported(claim, [quote], ["Convention for the Safeguarding of the Intangible Cultural Heritage 2003"])
 
 
+def test_a_bare_number_is_supported_by_nothing():
+    # the judge follows the product's verifier: e5 put "3" close to "Article 3 of the Convention"
+    from assistant.embeddings import E5Embeddings
+
+    judge = SupportJudge(E5Embeddings())
+    assert not judge.supported("3", ["Article 3 of the Convention"])
+    assert not judge.supported("2.", ["Row 2 (Left to right):", "Parties report every four years."])
+    assert judge.supported("Article 3 concerns the Convention.", ["Article 3 of the Convention"])
+
+
 def test_headings_and_labels_are_not_statements():
     answer = "*Extractive answer: quoted.*\n\n## Context\n- The lab gathered 18 participants in Prague [1]."
     statements = SupportJudge(None).answer(answer, {1: PRAGUE})
