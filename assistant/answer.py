@@ -115,13 +115,14 @@ class Answer:
     verification: VerificationReport = field(default_factory=VerificationReport)
     passages: list[Passage] = field(default_factory=list)
     model_fallback: bool = False  # the model wrote nothing checkable; the answer is labelled quotes instead
+    model_declined: bool = False  # the model's whole draft was the "not in the library" sentinel
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "answer": self.answer, "abstained": self.abstained, "mode": self.mode, "language": self.language,
             "citations": [c.to_dict() for c in self.citations], "timings": self.timings, "backend": self.backend,
             "query": self.query, "notices": self.notices, "related": self.related,
-            "model_fallback": self.model_fallback, "verification": self.verification.to_dict(),
+            "model_fallback": self.model_fallback, "model_declined": self.model_declined, "verification": self.verification.to_dict(),
         }
 
     def to_json(self) -> str:
@@ -377,7 +378,7 @@ class AnswerEngine:
         timings["sources_s"] = time.perf_counter() - started
         yield SourcesEvent(passages)
 
-        fell_back = False
+        fell_back = declined = False
 
         def finish(answer_text: str, citations: list[Citation], abstained: bool, report: VerificationReport) -> FinalEvent:
             timings["total_s"] = time.perf_counter() - started
@@ -388,6 +389,7 @@ class AnswerEngine:
                 answer=answer_text, abstained=abstained, mode=request.mode, language=language, citations=citations,
                 timings=timings, backend=self.backend, query=query, notices=notices, related=related,
                 verification=report, passages=passages, model_fallback=fell_back and not abstained,
+                model_declined=declined,
             ))
 
         if self.refuses(question, standalone, gate_passages, request):
@@ -395,6 +397,7 @@ class AnswerEngine:
             return
 
         verifier = CitationVerifier(self.embeddings)  # its sentence vectors serve the draft, then the check
+        verifier.scorer.seed(self.retriever.library.stored_sentence_vectors({p.chunk_id: p.text for p in passages}))
         if self.model is None:
             draft = await asyncio.to_thread(self._extractive, query, passages, request.mode, language, verifier)
             shown = passages
@@ -429,6 +432,7 @@ class AnswerEngine:
             timings["answer_tokens"] = float(count_tokens(draft))
 
         raw_draft = draft
+        declined = self.model is not None and NOT_IN_LIBRARY in raw_draft and not without_sentinel_lines(raw_draft)
         draft = without_sentinel(draft)
         strict = False
         if not draft and self.model is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -331,6 +331,11 @@ class SupportScorer:
         if claim not in self._claim_vectors:
             self._claim_vectors[claim] = self.embeddings.embed_query(claim)
         return self._claim_vectors[claim]
+
+    def seed(self, vectors: Mapping[str, Sequence[float]]) -> None:
+        """Take vectors of span texts computed already (at indexing, by the same embedder) instead of embedding them."""
+        if self.embeddings is not None:
+            self._span_vectors.update(vectors)
 
     def prepare(self, spans: Sequence[Span]) -> None:
         """Embed the single-sentence spans not seen yet (in one batch)."""

@@ -124,7 +124,7 @@ async def run_policylab(engine: Any, question: Question) -> SystemOutput:
     best = max((p.dense_score or 0.0 for p in answer.passages), default=0.0)
     return SystemOutput(ranking=ranking, answer=answer.answer, abstained=answer.abstained, evidence=evidence,
                         timings=timings, extra={"best_dense_score": round(best, 4), "backend": answer.backend,
-                               "model_fallback": answer.model_fallback,
+                               "model_fallback": answer.model_fallback, "model_declined": answer.model_declined,
                                # what the verifier did to the draft: kept / retargeted / added / removed, dropped sentences
                                "verification": answer.verification.to_dict(),
                                "citation_status": {c.n: c.status for c in answer.citations}})

@@ -89,6 +89,17 @@ class Library:
             self.store.delete(info.doc_id)
             raise
 
+    def stored_sentence_vectors(self, chunks: dict[str, str]) -> dict[str, list[float]]:
+        """The vectors stored at indexing for the sentences of ``chunks`` (chunk id → its text), by sentence text.
+
+        The citation check and the extractive answer score single sentences against a request; the sentences
+        that indexing embedded already (most of them) need not be embedded again.
+        """
+        units = {chunk_id: sentence_units(text) for chunk_id, text in chunks.items()}
+        stored = self.store.sentence_vectors_by_count({cid: len(u) for cid, u in units.items() if len(u) > 1})
+        return {unit: row.astype(np.float32).tolist()
+                for chunk_id, matrix in stored.items() for unit, row in zip(units[chunk_id], matrix)}
+
     def remove(self, reference: str, owner: str | None = None) -> DocumentInfo | None:
         """Remove a document by id or file name (limited to ``owner``'s documents if given)."""
         target = self.resolve(reference, owner)

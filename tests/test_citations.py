@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.citations import CitationVerifier, drop_prompt_echo, split_sentences
+from assistant.citations import (
+    CitationVerifier,
+    SupportScorer,
+    _cosine,
+    drop_prompt_echo,
+    sentence_spans,
+    split_sentences,
+)
 from assistant.embeddings import E5Embeddings
 from assistant.types import Passage
 
@@ -186,3 +193,39 @@ def test_a_restated_instruction_is_dropped_but_a_restated_question_and_cited_sen
         "Fairer artist mobility between Asia and Europe needs shared funding for travel and visas.",  # adds words
     ]
     assert drop_prompt_echo(draft, []) == draft  # without the request nothing is judged an echo
+
+
+def test_sentences_embedded_at_indexing_are_scored_with_their_stored_vectors(default_retriever):
+    # the extractive answer and the citation check score single sentences; most were embedded at indexing already
+    from ingest.chunk import sentence_units
+
+    passages = default_retriever.search("What does the 2005 Convention say about international cooperation?", 6)
+    stored = default_retriever.library.stored_sentence_vectors({p.chunk_id: p.text for p in passages})
+    units = [u for p in passages for u in sentence_units(p.text) if len(sentence_units(p.text)) > 1]
+    assert units and set(stored) == set(units)
+    embeddings = default_retriever.library.vectors.embeddings
+    fresh = embeddings.embed_documents(units[:8])
+    for unit, vector in zip(units[:8], fresh):  # each vector belongs to its own sentence, not a neighbour's
+        assert _cosine(stored[unit], vector) > 0.999
+
+    class Counting:
+        def __init__(self) -> None:
+            self.embedded: list[str] = []
+
+        def embed_documents(self, texts):
+            self.embedded += texts
+            return embeddings.embed_documents(texts)
+
+        def embed_query(self, text):
+            return embeddings.embed_query(text)
+
+    counting = Counting()
+    scorer = SupportScorer(counting)
+    scorer.seed(stored)
+    spans = [s for p in passages for s in sentence_spans(p.text)]
+    scorer.prepare(spans)
+    assert not set(counting.embedded) & set(stored)  # only the sentences indexing did not embed on their own
+    assert len(counting.embedded) < len({s.text for s in spans})
+    unit_span = next(s for s in spans if s.text in stored)
+    assert scorer.score("international cooperation", unit_span)[1] == pytest.approx(
+        _cosine(embeddings.embed_query("international cooperation"), embeddings.embed_documents([unit_span.text])[0]), abs=1e-3)

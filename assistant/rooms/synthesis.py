@@ -218,6 +218,7 @@ async def revise(engine: AnswerEngine, topic: str, base: Version, section: str, 
     passages = own + [p for p in retrieved if p.chunk_id not in {o.chunk_id for o in own}]
     language = detect_language(request + " " + topic)
     verifier = CitationVerifier(engine.embeddings)
+    verifier.scorer.seed(engine.retriever.library.stored_sentence_vectors({p.chunk_id: p.text for p in passages}))
     text, backend, citations = "", scoped.backend, []
     if scoped.model is not None:
         rules = engine.prompts["rules"].render(not_in_library=NOT_IN_LIBRARY, language=language_name(language))
