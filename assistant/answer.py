@@ -445,9 +445,12 @@ class AnswerEngine:
         if draft:
             text, citations, report = await asyncio.to_thread(verifier.verify, draft, shown, strict)
             timings["verify_s"] = time.perf_counter() - started - timings.get("first_token_s", 0.0) - timings.get("generation_s", 0.0)
-        if not citations and self.model is not None:
+        if not citations and self.model is not None and not declined:
             # The retrieval gate found relevant passages but the model wrote nothing the program could
-            # verify (small models over-use the sentinel): fall back to quoted sentences, labelled.
+            # verify (an invented figure removed, a letter of unsupported sentences): fall back to quoted
+            # sentences, labelled. A draft that is only the sentinel is the model's reading that no passage is
+            # about the request, and is respected: with the current prompts no answerable request of three sets
+            # (55) drew one, while off-topic ones did and got beside-the-point quotes (docs/evaluation.md).
             log.info("The model's draft kept no verified citation (%s); answering with quotes. Draft: %.600s",
                      report.to_dict(), raw_draft)
             fallback = await asyncio.to_thread(self._extractive, query, passages, request.mode, language, verifier)

@@ -129,16 +129,34 @@ def prose_sentences(text: str) -> list[str]:
     return [s.strip() for line in lines for s in line.split(".") if len(s.split()) > 8]
 
 
+# A draft the citation check removes whole: the engine answers with labelled quotes, so a test sees whether the
+# retrieval gate let the request through without depending on what a model would write.
+UNVERIFIABLE = "Every Party must build opera houses on the Moon [1]."
+
+
 def model_engine(engine: AnswerEngine, reply: str) -> AnswerEngine:
     return AnswerEngine(engine.settings, engine.retriever, model=ScriptedModel(reply))
 
 
-def test_model_that_only_writes_the_sentinel_falls_back_to_labelled_quotes(engine):
+def test_a_draft_whose_citations_all_fail_the_check_falls_back_to_labelled_quotes(engine):
     question = "What does the 2005 Convention say about cultural policies?"
-    answer = run(model_engine(engine, "NOT_IN_LIBRARY"), AnswerRequest(question))
-    assert not answer.abstained and answer.citations and answer.model_fallback
+    reply = "The Convention obliges every Party to spend 9 percent of its budget on opera houses on the Moon [1]."
+    answer = run(model_engine(engine, reply), AnswerRequest(question))
+    assert not answer.abstained and answer.citations and answer.model_fallback and not answer.model_declined
     assert answer.answer.startswith("*" + message("model_fallback_label", "en"))
+    assert "Moon" not in answer.answer
     assert_citations_verbatim(engine, answer)
+
+
+def test_a_draft_that_is_only_the_sentinel_is_respected(engine):
+    # off-topic requests the gate let through ("the weather in Prague next week") drew only the sentinel from the
+    # model, and quoting the lab's Prague dates instead answered nothing that was asked
+    question = "What will the weather be like in Prague next week?"
+    request = AnswerRequest(question)
+    assert not engine.refuses(question, question, engine.search(question, request), request)  # the model decides
+    answer = run(model_engine(engine, "NOT_IN_LIBRARY"), request)
+    assert answer.abstained and not answer.citations and answer.model_declined and not answer.model_fallback
+    assert answer.answer.startswith(message("not_in_library", "en"))
 
 
 def test_a_claim_no_passage_supports_is_marked_and_explained(engine):
@@ -225,7 +243,7 @@ def test_an_instrument_the_library_does_not_hold_is_refused_though_its_theme_is_
     question = "What limitation periods does the 1995 UNIDROIT Convention set for claims to recover stolen cultural objects?"
     answer = run(model_engine(engine, "Claims must be brought within three years [1]."), AnswerRequest(question))
     assert answer.abstained and answer.citations == []
-    held = run(model_engine(engine, "NOT_IN_LIBRARY"),
+    held = run(model_engine(engine, UNVERIFIABLE),
                AnswerRequest("What does the 1970 Convention say about stolen cultural objects?"))
     assert not held.abstained and held.citations  # the instrument it cites is in the library
 
@@ -255,7 +273,7 @@ def test_a_brief_on_an_organisation_the_library_does_not_hold_is_refused(engine)
                 "and its budget for cultural relations.")
     answer = run(model_engine(engine, "Its strategy centres on partnerships [1]."), AnswerRequest(question, mode="brief"))
     assert answer.abstained and answer.citations == []
-    held = run(model_engine(engine, "NOT_IN_LIBRARY"), AnswerRequest(
+    held = run(model_engine(engine, UNVERIFIABLE), AnswerRequest(
         "Brief me on the Asia-Europe Foundation's lab: what did its participants recommend?", mode="brief"))
     assert not held.abstained and held.citations
 
@@ -265,7 +283,7 @@ def test_when_or_where_a_coming_occasion_is_refused_unless_a_passage_announces_i
     question = "Quand aura lieu la prochaine édition du laboratoire de diplomatie culturelle d'ASEF, et où ?"
     answer = run(model_engine(engine, "Elle aura lieu à Singapour [1]."), AnswerRequest(question))
     assert answer.abstained and answer.citations == []
-    held = run(model_engine(engine, "NOT_IN_LIBRARY"), AnswerRequest("Where and when was the pilot edition of ASEF LinkUp held?"))
+    held = run(model_engine(engine, UNVERIFIABLE), AnswerRequest("Where and when was the pilot edition of ASEF LinkUp held?"))
     assert not held.abstained and held.citations
 
 
@@ -515,7 +533,7 @@ def test_whether_the_library_answers_is_judged_on_the_request_as_typed_not_its_t
     question = ("La Convention de La Haye de 1954 permet-elle de lever la protection d'un bien culturel pour raison "
                 "de nécessité militaire ? Et qui peut en décider ?")
     mangled = "Does the Haye Convention allow lifting cultural protection for military necessity? Who can decide?"
-    model = QueryTranslatingModel("NOT_IN_LIBRARY", mangled)
+    model = QueryTranslatingModel(UNVERIFIABLE, mangled)
     answer = run(AnswerEngine(engine.settings, engine.retriever, model=model), AnswerRequest(question))
     assert answer.query == mangled  # searched as translated...
     assert not answer.abstained and answer.citations  # ...but not refused for a name the translation made up

@@ -138,9 +138,10 @@ def test_100k_question_is_truncated_with_a_message_and_never_sent_whole(engine):
     question = "What role does culture play in Vietnam's diplomacy? " + "Please be thorough. " * 5000 + tail
     assert len(question) > 100_000
     before = library_counts(engine)
-    # The follow-up rewrite gets a plain question back; the answer itself is the sentinel, so the engine
-    # falls back to labelled quotes: what matters here is what the model was sent.
-    model = RecordingModel(lambda prompt: GOOD_QUESTION if "Rewritten question:" in prompt else "NOT_IN_LIBRARY")
+    # The follow-up rewrite gets a plain question back; the answer itself is a claim the check removes, so the
+    # engine falls back to labelled quotes: what matters here is what the model was sent.
+    model = RecordingModel(lambda prompt: GOOD_QUESTION if "Rewritten question:" in prompt
+                           else "Every Party must build opera houses on the Moon [1].")
     answer = ask(with_model(engine, model), question, [dict(t) for t in HISTORY])
     assert any(f"{len(question):,} characters long" in n and f"first {MAX_QUESTION_CHARS:,}" in n for n in answer.notices)
     assert model.prompts, "the model was never asked"
