@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from functools import partial
+from functools import cached_property, partial
 
 import numpy as np
 
@@ -96,9 +96,15 @@ class Library:
         that indexing embedded already (most of them) need not be embedded again.
         """
         units = {chunk_id: sentence_units(text) for chunk_id, text in chunks.items()}
-        stored = self.store.sentence_vectors_by_count({cid: len(u) for cid, u in units.items() if len(u) > 1})
+        stored = self.store.sentence_vectors([cid for cid, u in units.items() if len(u) > 1], self.embedding_dimensions)
         return {unit: row.astype(np.float32).tolist()
-                for chunk_id, matrix in stored.items() for unit, row in zip(units[chunk_id], matrix)}
+                for chunk_id, matrix in stored.items() if len(matrix) == len(units[chunk_id])  # else cut otherwise since
+                for unit, row in zip(units[chunk_id], matrix)}
+
+    @cached_property
+    def embedding_dimensions(self) -> int:
+        """The length of the embedder's vectors (one embedding, on first use)."""
+        return len(self.vectors.embeddings.embed_query("dimensions"))
 
     def remove(self, reference: str, owner: str | None = None) -> DocumentInfo | None:
         """Remove a document by id or file name (limited to ``owner``'s documents if given)."""

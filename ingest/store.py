@@ -222,26 +222,13 @@ class LibraryStore:
 
     def sentence_vectors(self, chunk_ids: Iterable[str], dimensions: int) -> dict[str, np.ndarray]:
         """The stored sentence vectors of ``chunk_ids`` (chunks stored without any are absent)."""
-        return {chunk_id: np.frombuffer(blob, dtype=np.float16).reshape(-1, dimensions)
-                for chunk_id, blob in self._sentence_vector_rows(chunk_ids)}
-
-    def sentence_vectors_by_count(self, sentence_counts: dict[str, int]) -> dict[str, np.ndarray]:
-        """Like ``sentence_vectors``, for callers that know each chunk's number of sentences but not the dimensions;
-        a row whose size does not divide by its count (a chunk re-split since) is left out."""
-        found = {}
-        for chunk_id, blob in self._sentence_vector_rows(sentence_counts):
-            flat, count = np.frombuffer(blob, dtype=np.float16), sentence_counts[chunk_id]
-            if count and flat.size % count == 0:
-                found[chunk_id] = flat.reshape(count, -1)
-        return found
-
-    def _sentence_vector_rows(self, chunk_ids: Iterable[str]) -> list[tuple[str, bytes]]:
         ids = list(chunk_ids)
         if not ids:
-            return []
-        return [tuple(r) for r in self._conn.execute(
+            return {}
+        rows = self._conn.execute(
             f"SELECT chunk_id, vectors FROM sentence_vectors WHERE chunk_id IN ({','.join('?' * len(ids))})", ids
-        ).fetchall()]
+        ).fetchall()
+        return {r[0]: np.frombuffer(r[1], dtype=np.float16).reshape(-1, dimensions) for r in rows}
 
     def counts(self) -> tuple[int, int]:
         """(complete documents, their chunks)."""
