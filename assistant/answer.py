@@ -396,8 +396,7 @@ class AnswerEngine:
             yield finish(self._abstention(language, passages, request), [], True, VerificationReport())
             return
 
-        verifier = CitationVerifier(self.embeddings)  # its sentence vectors serve the draft, then the check
-        verifier.scorer.seed(self.retriever.library.stored_sentence_vectors({p.chunk_id: p.text for p in passages}))
+        verifier = self.verifier_for(passages)  # its sentence vectors serve the draft, then the check
         if self.model is None:
             draft = await asyncio.to_thread(self._extractive, query, passages, request.mode, language, verifier)
             shown = passages
@@ -445,6 +444,8 @@ class AnswerEngine:
         if draft:
             text, citations, report = await asyncio.to_thread(verifier.verify, draft, shown, strict)
             timings["verify_s"] = time.perf_counter() - started - timings.get("first_token_s", 0.0) - timings.get("generation_s", 0.0)
+        if declined:
+            log.info("The model found nothing in the passages for %r; answering that the library does not hold it.", query)
         if not citations and self.model is not None and not declined:
             # The retrieval gate found relevant passages but the model wrote nothing the program could
             # verify (an invented figure removed, a letter of unsupported sentences): fall back to quoted
@@ -481,6 +482,12 @@ class AnswerEngine:
         yield finish(text, citations, False, report)
 
     # --- steps -------------------------------------------------------------
+    def verifier_for(self, passages: Sequence[Passage]) -> CitationVerifier:
+        """A citation checker that already knows the vectors ``passages``' sentences got at indexing."""
+        verifier = CitationVerifier(self.embeddings)
+        verifier.scorer.seed(self.retriever.library.stored_sentence_vectors({p.chunk_id: p.text for p in passages}))
+        return verifier
+
     def search(self, query: str, request: AnswerRequest) -> list[Passage]:
         """The passages ``request``'s mode reads for ``query``."""
         return self.retriever.search(query, TOP_K[request.mode], request.filters, request.viewer, None, request.mode)

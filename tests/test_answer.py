@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import re
 
 import pytest
@@ -148,15 +149,17 @@ def test_a_draft_whose_citations_all_fail_the_check_falls_back_to_labelled_quote
     assert_citations_verbatim(engine, answer)
 
 
-def test_a_draft_that_is_only_the_sentinel_is_respected(engine):
+def test_a_draft_that_is_only_the_sentinel_is_respected(engine, caplog):
     # off-topic requests the gate let through ("the weather in Prague next week") drew only the sentinel from the
     # model, and quoting the lab's Prague dates instead answered nothing that was asked
     question = "What will the weather be like in Prague next week?"
     request = AnswerRequest(question)
     assert not engine.refuses(question, question, engine.search(question, request), request)  # the model decides
-    answer = run(model_engine(engine, "NOT_IN_LIBRARY"), request)
+    with caplog.at_level(logging.INFO, logger="assistant.answer"):
+        answer = run(model_engine(engine, "NOT_IN_LIBRARY"), request)
     assert answer.abstained and not answer.citations and answer.model_declined and not answer.model_fallback
     assert answer.answer.startswith(message("not_in_library", "en"))
+    assert any("found nothing in the passages" in r.getMessage() for r in caplog.records)  # operators see declines
 
 
 def test_a_claim_no_passage_supports_is_marked_and_explained(engine):

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from assistant.answer import AnswerEngine, AnswerRequest, format_passages
-from assistant.citations import CitationVerifier, drop_prompt_echo, strip_markers
+from assistant.citations import drop_prompt_echo, strip_markers
 from assistant.extractive import extractive_answer
 from assistant.language import detect_language, language_name
 from assistant.prompts import NOT_IN_LIBRARY
@@ -217,8 +217,7 @@ async def revise(engine: AnswerEngine, topic: str, base: Version, section: str, 
     retrieved = await asyncio.to_thread(scoped.retriever.search, query, REVISE_TOP_K, None, "", None, "ask")
     passages = own + [p for p in retrieved if p.chunk_id not in {o.chunk_id for o in own}]
     language = detect_language(request + " " + topic)
-    verifier = CitationVerifier(engine.embeddings)
-    verifier.scorer.seed(engine.retriever.library.stored_sentence_vectors({p.chunk_id: p.text for p in passages}))
+    verifier = engine.verifier_for(passages)
     text, backend, citations = "", scoped.backend, []
     if scoped.model is not None:
         rules = engine.prompts["rules"].render(not_in_library=NOT_IN_LIBRARY, language=language_name(language))
