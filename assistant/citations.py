@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import math
 import re
+import threading
+import weakref
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 from langchain_core.embeddings import Embeddings
 
 from assistant.types import Passage, short_section
@@ -317,19 +321,76 @@ def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
     return dot / (na * nb) if na and nb else 0.0
 
 
+REMEMBERED_VECTORS = 8_192  # sentence and claim vectors kept per embedder (float32: ~12 MB)
+
+
+class VectorMemory:
+    """The sentence and claim vectors one embedder computed for recent answers, shared by every request.
+
+    Concurrent chats on one theme check claims against the same passages; each answer re-embedded
+    their sentences and held the embedder's lock meanwhile (docs/benchmarks.md, load test). The
+    embedder is deterministic, so a remembered vector is the one it would compute again. Least
+    recently used vectors are dropped beyond ``capacity``.
+    """
+
+    def __init__(self, embeddings: Embeddings, capacity: int = REMEMBERED_VECTORS) -> None:
+        self.embeddings = embeddings
+        self.capacity = capacity
+        self._vectors: OrderedDict[tuple[bool, str], np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def vectors(self, texts: Sequence[str], query: bool) -> list[list[float]]:
+        """The vectors of ``texts`` (as queries or as passages), embedding in one batch those not remembered."""
+        keys = [(query, text) for text in texts]
+        with self._lock:
+            found = {key: self._vectors[key] for key in keys if key in self._vectors}
+            for key in found:
+                self._vectors.move_to_end(key)
+        todo = list(dict.fromkeys(key[1] for key in keys if key not in found))
+        if todo:
+            fresh = ([self.embeddings.embed_query(t) for t in todo] if query else self.embeddings.embed_documents(todo))
+            with self._lock:
+                for text, vector in zip(todo, fresh):
+                    found[(query, text)] = self._vectors[(query, text)] = np.asarray(vector, dtype=np.float32)
+                while len(self._vectors) > self.capacity:
+                    self._vectors.popitem(last=False)
+        return [found[key].tolist() for key in keys]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._vectors.clear()
+
+
+_MEMORIES: weakref.WeakKeyDictionary[Any, VectorMemory] = weakref.WeakKeyDictionary()
+_MEMORIES_LOCK = threading.Lock()
+
+
+def vector_memory(embeddings: Embeddings) -> VectorMemory:
+    """The memory shared by all scorers of ``embeddings`` (a private one when the embedder cannot be a key)."""
+    with _MEMORIES_LOCK:
+        try:
+            memory = _MEMORIES.get(embeddings)
+            if memory is None:
+                memory = _MEMORIES[embeddings] = VectorMemory(embeddings)
+            return memory
+        except TypeError:  # unhashable (a pydantic test double): no sharing
+            return VectorMemory(embeddings)
+
+
 class SupportScorer:
     """Scores how well a span supports a claim (lexical overlap + e5 similarity, numbers must match)."""
 
     def __init__(self, embeddings: Embeddings | None) -> None:
         self.embeddings = embeddings
+        self.memory = vector_memory(embeddings) if embeddings is not None else None
         self._span_vectors: dict[str, list[float]] = {}
         self._claim_vectors: dict[str, list[float]] = {}
 
     def _claim_vector(self, claim: str) -> list[float] | None:
-        if self.embeddings is None:
+        if self.memory is None:
             return None
         if claim not in self._claim_vectors:
-            self._claim_vectors[claim] = self.embeddings.embed_query(claim)
+            self._claim_vectors[claim] = self.memory.vectors([claim], query=True)[0]
         return self._claim_vectors[claim]
 
     def seed(self, vectors: Mapping[str, Sequence[float]]) -> None:
@@ -341,10 +402,9 @@ class SupportScorer:
         """Embed the single-sentence spans not seen yet (in one batch)."""
         if self.embeddings is None:
             return
-        todo = [s.text for s in spans if s.text not in self._span_vectors]
-        todo = list(dict.fromkeys(todo))
-        for text, vector in zip(todo, self.embeddings.embed_documents(todo) if todo else []):
-            self._span_vectors[text] = vector
+        todo = list(dict.fromkeys(s.text for s in spans if s.text not in self._span_vectors))
+        if todo and self.memory is not None:
+            self._span_vectors.update(zip(todo, self.memory.vectors(todo, query=False)))
 
     def score(self, claim: str, span: Span, context_numbers: frozenset[str] = frozenset()) -> tuple[float, float, bool]:
         """(lexical overlap, cosine or 0, numbers and negations consistent).

@@ -8,7 +8,8 @@ Runs ``AnswerEngine.stream`` exactly as the app and ``policylab ask`` do, on the
 model the question is first translated for the search), brief, draft and synthesis (the room's mode,
 with four attributed contributions). Each mode runs ``--runs`` times, each run on another request of
 that mode (so the model server's prefix cache holds the shared instructions, never the whole
-prompt); the table shows medians. The first run of a mode also reads that mode's instructions. Memory is the peak resident size of this process plus the local model server, if any.
+prompt); the table shows medians. The citation check's vector memory is emptied before each run:
+every figure is a request whose sentences no earlier answer embedded (the load test shows the memory's effect). The first run of a mode also reads that mode's instructions. Memory is the peak resident size of this process plus the local model server, if any.
 ``--resynthesis`` then measures what a lab room does next: on each synthesis topic, one
 contribution more at a time (four, five, six), the synthesis runs again; the model server can reuse
 the prompt up to the contributions, so the first token of the next syntheses shows that reuse.
@@ -30,6 +31,7 @@ from pathlib import Path
 import psutil
 
 from assistant.answer import AnswerEngine, AnswerRequest, FinalEvent, SourcesEvent, TokenEvent
+from assistant.citations import vector_memory
 from assistant.service import build_engine
 from assistant.settings import get_settings
 from assistant.tokens import count_tokens
@@ -173,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         await engine.answer(AnswerRequest("warm-up: what is cultural diversity?"))  # model load, caches
         for mode in args.modes:
             for index in range(args.runs):
+                vector_memory(engine.embeddings).clear()
                 runs.append(await _one(engine, mode, index))
                 rss = sum(p.memory_info().rss for p in [psutil.Process(), *_model_processes(engine)])
                 peak_rss = max(peak_rss, rss / 2**20)
@@ -181,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
             for index in range(args.runs):
                 for extra in range(len(LATER_CONTRIBUTIONS) + 1):
                     contributions = CONTRIBUTIONS + LATER_CONTRIBUTIONS[:extra]
+                    vector_memory(engine.embeddings).clear()
                     run = await _one(engine, "synthesis", index, contributions)
                     resyntheses.append((index, len(contributions), run))
                     print(f"  resynthesis {index + 1}, {len(contributions)} contributions: {run}", file=sys.stderr)

@@ -50,7 +50,25 @@ QUESTIONS = (
     "What is the International Fund for Cultural Diversity?",
     "How does Vietnam use cultural soft power?",
     "What does the 2005 Convention say about preferential treatment for developing countries?",
-)
+    "What are the objectives of the 2005 Convention?",
+    "What does the 2005 Convention mean by cultural expressions?",
+    "Which guiding principles does the 2005 Convention set out?",
+    "What rights do Parties have at the national level under the 2005 Convention?",
+    "How should Parties integrate culture in sustainable development?",
+    "What does the 2005 Convention say about education and public awareness?",
+    "What role does civil society play under the 2005 Convention?",
+    "How are disputes between Parties settled under the 2005 Convention?",
+    "What does the 2005 Convention say about cooperation for development?",
+    "What are the functions of the Intergovernmental Committee?",
+    "How does the 2005 Convention relate to other treaties?",
+    "What does the 2005 Convention say about the role of UNESCO's secretariat?",
+    "How does Vietnam link cultural diplomacy with its cultural industries?",
+    "What does General Secretary To Lam say about diplomacy in the new era?",
+    "What is the role of social entities in Vietnam's cultural diplomacy?",
+    "How does Vietnam want to build a team for cultural diplomacy?",
+    "What does the article say about promoting Vietnam's national image?",
+    "How do digital content and films serve Vietnam's soft power?",
+)  # distinct enough that a run of ~100 requests repeats each only a few times (answers reuse remembered vectors)
 PASSWORD = "load-test-password"
 
 
@@ -204,7 +222,8 @@ async def chat_load(url: str, pid: int, users: int, seconds: float, timeout: flo
     timed = [e["seconds"] for e in log if e["ok"] and e.get("at", began) - began >= warmup]
     errors = [e for e in log if not e["ok"]]
     return {
-        "users": users, "seconds": seconds, "warmup_s": warmup, "requests": len(log), "errors": len(errors),
+        "users": users, "seconds": seconds, "warmup_s": warmup, "distinct_questions": len(QUESTIONS),
+        "requests": len(log), "errors": len(errors),
         "error_samples": [e["error"] for e in errors[:5]],
         "answers_per_s": round(len(log) / (time.monotonic() - began), 2),
         "latency_s": {"p50": round(percentile(timed, 0.5), 2), "p95": round(percentile(timed, 0.95), 2),
@@ -285,7 +304,8 @@ def summary(report: dict[str, Any]) -> str:
     ex = report.get("extractive")
     if ex:
         lat, rss = ex["latency_s"], ex["rss_mb"]
-        lines += [f"Run 1, {ex['users']} concurrent chats for {ex['seconds']:.0f} s (extractive backend):",
+        lines += [f"Run 1, {ex['users']} concurrent chats for {ex['seconds']:.0f} s (extractive backend, "
+                  f"{ex.get('distinct_questions', '?')} distinct questions):",
                   f"  requests {ex['requests']}, errors {ex['errors']}, {ex['answers_per_s']} answers/s",
                   f"  latency p50 {lat['p50']} s, p95 {lat['p95']} s, max {lat['max']} s ({lat['timed_requests']} after warm-up)",
                   f"  server RSS {rss['start']} MB at start, {rss['after_warmup']} MB after warm-up, {rss['end']} MB at the end "
