@@ -146,6 +146,7 @@ def load_section(load: dict[str, Any] | None) -> list[str]:
             "| Run 1: the app's own overhead (extractive backend) | |",
             "|---|---|",
             f"| Concurrent chats × duration | {ex['users']} × {ex['seconds']:.0f} s (warm-up {ex['warmup_s']:.0f} s not timed) |",
+            f"| Questions | {ex.get('distinct_questions', '?')} distinct, asked in turn (a question comes back every few answers) |",
             f"| Requests / errors | {ex['requests']} / **{ex['errors']}** |",
             f"| Throughput | {ex['answers_per_s']} answers/s |",
             f"| Latency p50 / p95 / max | {lat['p50']} s / **{lat['p95']} s** / {lat['max']} s ({lat['timed_requests']} timed) |",
