@@ -68,7 +68,8 @@ QUESTIONS = (
     "How does Vietnam want to build a team for cultural diplomacy?",
     "What does the article say about promoting Vietnam's national image?",
     "How do digital content and films serve Vietnam's soft power?",
-)  # distinct enough that a run of ~100 requests repeats each only a few times (answers reuse remembered vectors)
+)  # a chat asks them in turn from its own start; a 120 s run (~300 answers) still asks each ~12 times, which
+# favours the answers' remembered sentence vectors (docs/benchmarks.md, "Concurrent chats")
 PASSWORD = "load-test-password"
 
 
