@@ -400,10 +400,10 @@ class SupportScorer:
 
     def prepare(self, spans: Sequence[Span]) -> None:
         """Embed the single-sentence spans not seen yet (in one batch)."""
-        if self.embeddings is None:
+        if self.memory is None:
             return
         todo = list(dict.fromkeys(s.text for s in spans if s.text not in self._span_vectors))
-        if todo and self.memory is not None:
+        if todo:
             self._span_vectors.update(zip(todo, self.memory.vectors(todo, query=False)))
 
     def score(self, claim: str, span: Span, context_numbers: frozenset[str] = frozenset()) -> tuple[float, float, bool]:
