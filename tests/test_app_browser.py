@@ -19,7 +19,7 @@ import pytest
 import browser_support
 from browser_support import ARTIFACTS, CHROMIUM, DONE, AppServer, browser, build_app_data, free_port  # noqa: F401 (fixture)
 from eval.bench_browser import MEASURE_JS
-from conftest import KNOWLEDGE
+from conftest import KNOWLEDGE, REPO
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -215,19 +215,56 @@ def test_draft_and_export_docx(visit):
     assert markdown.startswith("# Draft recommendation") and "## Sources" in markdown
 
 
-def test_stop_button_cancels_cleanly(visit):
-    v = visit()
+# The stop button matters while a model writes: its draft streams in before its citations are checked. The
+# extractive backend answers in well under a second here, too fast to stop reliably, so this test has its own
+# server answering with the small real model the test suite installs (`make test-models`).
+STOP_MODEL = REPO / "data" / "models" / "qwen2.5-coder-0.5b.gguf"
+STOPPED_NOTE = "The draft was discarded before its citations were checked"
+
+
+@pytest.fixture
+def model_server(tmp_path):
+    from assistant.local_server import runtime_installed
+
+    if not runtime_installed() or not STOP_MODEL.is_file():
+        pytest.skip("the local model runtime or qwen2.5-coder-0.5b is missing: run `make llm test-models`")
+    data = build_app_data(tmp_path, LIBRARY_FILES[:1], users=USERS)
+    app = AppServer(data, free_port(), env={"POLICYLAB_LLM_BACKEND": "local", "POLICYLAB_LOCAL_MODEL": str(STOP_MODEL)})
+    app.start()
+    yield app
+    app.stop()
+
+
+@pytest.fixture
+def model_visit(browser, model_server, request):
+    failed_before = request.session.testsfailed
+    v = Visit(browser, model_server)
+    yield v
+    browser_support.keep_evidence_if_failed(request, failed_before, model_server, request.node.name, {"1": v})
+    outside = v.outside_requests()
+    v.close()
+    assert not outside, f"the page reached beyond localhost: {outside}"
+
+
+def test_stop_button_discards_the_unverified_draft(model_visit):
+    v = model_visit
     v.login("alice")
     v.new_chat("Brief")
-    v.send("Brief me on Asia-Europe cultural cooperation before a meeting with ASEF")
+    v.send("Brief me on how the 2005 Convention treats cultural policies, public funding and artists' mobility")
+    v.page.locator('[data-step-type="assistant_message"]').last.wait_for(timeout=ANSWER_TIMEOUT_MS)  # streaming
     v.page.click("#stop-button")
     v.page.get_by_text("Task manually stopped.").wait_for()
+    v.page.get_by_text(STOPPED_NOTE).wait_for()  # the streamed draft is replaced, not left unchecked
     v.page.wait_for_timeout(3000)
     assert v.finished() == 0, "a stopped generation must not post an answer"
     assert v.page.locator("#chat-input").is_enabled()
     v.shot("10-stopped")
     v.send("What does the 2005 Convention say about cultural policies?")
-    v.wait_answer(0)  # the app still answers after a stop
+    v.page.wait_for_function(  # the app still answers after a stop (verified, or a refusal)
+        "([done]) => document.body.innerText.includes(done) || document.body.innerText.includes('does not cover')",
+        arg=[DONE], timeout=ANSWER_TIMEOUT_MS,
+    )
+    assert v.page.get_by_text(STOPPED_NOTE).count() == 1
 
 
 def test_other_users_cannot_see_an_upload(visit, server):
