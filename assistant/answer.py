@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from assistant.citations import (
-    MARKER, SAME_DOCUMENT, UNSOURCED, Citation, CitationVerifier, VerificationReport, cited_numbers, drop_prompt_echo, strip_markers,
+    DEMONYM_SUFFIXES, GENERIC_ACRONYMS, MARKER, SAME_DOCUMENT, UNSOURCED, Citation, CitationVerifier,
+    VerificationReport, cited_numbers, drop_prompt_echo, strip_markers,
 )
 from assistant.counterparts import dated_names, instrument_citations, missing_dated_names, missing_instruments
 from assistant.embeddings import embed_queries, unit_rows
@@ -81,8 +82,6 @@ ANNOUNCEMENT = re.compile(
     r"\b(next|upcoming|forthcoming|coming)\s+(edition|lab|session|meeting|conference|call|cohort|round)"
     r"|\bwill\s+(take place|be held|convene|open|close|gather)\b|\bapplications?\s+(will\s+)?(open|close)"
     r"|\b(deadline|call) for applications\b", re.I)
-GENERIC_ACRONYMS = frozenset({"NGO", "NGOs", "CSO", "CSOs"})  # kinds of organisation, not names the library could lack
-DEMONYM_SUFFIXES = ("ian", "ean", "ese", "an", "n")  # "Asian" names Asia, "European" Europe, "Vietnamese" Vietnam
 
 
 class InputError(ValueError):
@@ -396,7 +395,8 @@ class AnswerEngine:
             yield finish(self._abstention(language, passages, request), [], True, VerificationReport())
             return
 
-        verifier = self.verifier_for(passages)  # its sentence vectors serve the draft, then the check
+        # its sentence vectors serve the draft, then the check
+        verifier = self.verifier_for(passages, [c.get("author", "") for c in request.contributions])
         if self.model is None:
             draft = await asyncio.to_thread(self._extractive, query, passages, request.mode, language, verifier)
             shown = passages
@@ -482,9 +482,10 @@ class AnswerEngine:
         yield finish(text, citations, False, report)
 
     # --- steps -------------------------------------------------------------
-    def verifier_for(self, passages: Sequence[Passage]) -> CitationVerifier:
-        """A citation checker that already knows the vectors ``passages``' sentences got at indexing."""
-        verifier = CitationVerifier(self.embeddings)
+    def verifier_for(self, passages: Sequence[Passage], people: Sequence[str] = ()) -> CitationVerifier:
+        """A citation checker that already knows the vectors ``passages``' sentences got at indexing; the names of
+        ``people`` (a room's participants, to whom a synthesis attributes ideas) need no passage to mention them."""
+        verifier = CitationVerifier(self.embeddings, known_names=" ".join(people))
         verifier.scorer.seed(self.retriever.library.stored_sentence_vectors({p.chunk_id: p.text for p in passages}))
         return verifier
 

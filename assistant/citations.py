@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
+from assistant.language import detect_language
 from assistant.types import Passage, short_section
 
 MARKER = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
@@ -80,6 +81,18 @@ STOPWORDS = frozenset(
     those to under was were what when where which while who why will with would your you we us also any
     all each other more most some very about after before between both during only same then through""".split()
 )
+
+
+# The names a claim relies on: a capitalised word inside a sentence ("…met the Korean ambassador"), an acronym
+# ("ASEF", "NGOs"), a first word in the possessive ("Vietnam's …"). A passage that mentions none of them does not
+# support the claim, however many of its other words it shares: "Vietnam's deputy minister of culture will be meeting
+# on Tuesday" shares "meeting" and "culture" with UNESCO's "General Conference … meeting in Paris".
+NAME = re.compile(r"(?<=[a-z,;] )[A-Z][^\W\d_]{2,}|(?<![\w-])[A-Z]{2,}(?=s?\b)|^[A-Z][^\W\d_]+(?=['’]s\b)")
+ROMAN_NUMERAL = re.compile(r"^[IVXLCDM]+$")
+# A list item's leading label ("**Prevention and Early Detection**:", "Capacity building:") is the model's own heading.
+LIST_LABEL = re.compile(r"^\s*(?:[-*•]\s+|\d+[.)]\s+)?(?:\*\*[^*\n]{1,80}\*\*:?|[^.:!?\n]{1,60}:)\s+")
+GENERIC_ACRONYMS = frozenset({"NGO", "NGOs", "CSO", "CSOs"})  # kinds of organisation, not names the library could lack
+DEMONYM_SUFFIXES = ("ian", "ean", "ese", "an", "n")  # "Asian" names Asia, "European" Europe, "Vietnamese" Vietnam
 
 
 @dataclass
@@ -159,6 +172,66 @@ def numbers_in(text: str) -> frozenset[str]:
     found = {n.replace(",", "") for n in NUMBER.findall(text)}
     found |= {NUMBER_WORDS[w.lower()] for w in NUMBER_WORD.findall(text)}
     return frozenset(found)
+
+
+def is_title(text: str) -> bool:
+    """A line in title case without a full stop ("A Joint Recommendation on Fairer Artist Mobility"): a heading,
+    whose capitals name nothing."""
+    words = re.findall(r"[^\W\d_]{4,}", text)
+    return (len(words) >= 3 and not text.rstrip("*_ :").endswith((".", "!", "?", ";"))
+            and sum(w[0].isupper() for w in words) >= 0.6 * len(words))
+
+
+def claim_names(claim: str) -> frozenset[str]:
+    """The names ``claim`` relies on (see ``NAME``), without a list item's leading label or roman numerals; none
+    in a title."""
+    body = LIST_LABEL.sub("", strip_markers(claim).strip().strip("*_ "), count=1)
+    if is_title(body):
+        return frozenset()
+    return frozenset(n for n in NAME.findall(body) if not ROMAN_NUMERAL.match(n) and n not in GENERIC_ACRONYMS)
+
+
+def _initials(text: str) -> frozenset[str]:
+    """Initials of runs of capitalised words ("United Nations" → "UN"; "of", "and", "the" skipped)."""
+    found: set[str] = set()
+    for run in re.findall(r"[A-Z][\w-]*(?:,?\s+(?:(?:of|and|the|for)\s+)*[A-Z][\w-]*)+", text):
+        letters = "".join(w[0] for w in re.findall(r"[A-Z][\w-]*", run))
+        found.update(letters[i:j] for i in range(len(letters)) for j in range(i + 2, len(letters) + 1))
+    return frozenset(found)
+
+
+def _name_key(word: str) -> str:
+    """A word's form for comparing names: lower-cased, singular ("Parties" and "Party" agree), first six letters."""
+    word = word.lower()
+    if word.endswith("ies") and len(word) > 4:
+        word = word[:-3] + "y"
+    elif word.endswith("s") and not word.endswith("ss") and len(word) > 3:
+        word = word[:-1]
+    return word[:6]
+
+
+def unknown_names(claim: str, known_text: str) -> list[str]:
+    """The names of ``claim`` that ``known_text`` never mentions (compared by ``_name_key``, a demonym counting as
+    its place: "Vietnamese" is found by "Vietnam"; an acronym also by the initials it stands for: "UN")."""
+    names = claim_names(claim)
+    if not names:
+        return []
+    words = frozenset(_name_key(w) for w in re.findall(r"[^\W\d_]{2,}", known_text))
+    initials: frozenset[str] | None = None
+
+    def known(name: str) -> bool:
+        nonlocal initials
+        lower = name.lower()
+        if _name_key(name) in words or any(
+            lower.endswith(end) and _name_key(lower[: -len(end)]) in words for end in DEMONYM_SUFFIXES
+        ):
+            return True
+        if name.isupper():
+            initials = _initials(known_text) if initials is None else initials
+            return name in initials
+        return False
+
+    return sorted(n for n in names if not known(n))
 
 
 def passage_identity(item: Passage | Citation) -> str:
@@ -446,16 +519,35 @@ class _Support:
 class CitationVerifier:
     """Checks an answer's ``[n]`` markers against the numbered passages it was given."""
 
-    def __init__(self, embeddings: Embeddings | None = None) -> None:
+    def __init__(self, embeddings: Embeddings | None = None, known_names: str = "") -> None:
         self.scorer = SupportScorer(embeddings)
+        # names the request itself vouches for, not the library: a room's participants ("proposed by Ana")
+        self.known_names = known_names
+        self._languages: dict[str, str] = {}
+
+    def _claim_language(self, claim: str) -> str:
+        if claim not in self._languages:
+            self._languages[claim] = detect_language(claim)
+        return self._languages[claim]
+
+    def names_unknown_to(self, claim: str, passage: Passage) -> list[str]:
+        """The names of ``claim`` that ``passage`` (its text, title, publisher, section, country and region) never
+        mentions; read only when the claim is in the passage's language, since names change across languages
+        ("La Haye", "The Hague")."""
+        if not claim_names(claim) or self._claim_language(claim) != (passage.language or "en"):
+            return []
+        known = " ".join(filter(None, [passage.text, passage_identity(passage), passage.publisher,
+                                       passage.country, passage.region, self.known_names]))
+        return unknown_names(claim, known)
 
     def best_support(self, claim: str, passage: Passage, index: int, min_overlap: float = 0.0) -> _Support | None:
         """The span of ``passage`` that best supports ``claim`` (sharing at least ``min_overlap`` of its words), if any.
 
         A claim without a content word ("2", a list number left with its marker) states nothing to check: e5 scores
-        two near-empty strings close, and a number alone matches any span that holds it.
+        two near-empty strings close, and a number alone matches any span that holds it. Nor does a passage support
+        a claim about a name it never mentions (see ``NAME``).
         """
-        if not content_words(claim):
+        if not content_words(claim) or self.names_unknown_to(claim, passage):
             return None
         spans = passage_spans(passage.text)
         self.scorer.prepare([s for s in spans if "\n" not in s.text][:40])
@@ -517,6 +609,9 @@ class CitationVerifier:
                 else:
                     report.removed += 1
             if not supports:
+                if is_question(claim):  # a question asserts nothing: it stays, without the citation it did not need
+                    out.append(strip_markers(sentence))
+                    continue
                 report.dropped_sentences.append(claim)
                 continue
             report.supported_sentences += 1

@@ -3,13 +3,15 @@
     .venv/bin/python -m eval.calibrate_support [--labels eval/labels/citation_support.jsonl] [--sweep] [--json]
 
 Each label is a (statement, quote, supported) triple made from the real corpus: true supports,
-claims paired with the wrong passage, claims whose figure was changed, unrelated claims, and
-French/German paraphrases of English quotes. The evaluation's citation recall and precision
-decide "the quote supports the statement" with ``eval.metrics.SupportJudge`` (the product's
-``assistant.citations.SupportScorer``: content-word overlap, e5 similarity, numbers must match)
-in place of ALCE's NLI model; this script reports its accuracy, precision and recall (for the
-"supported" class) against the labels, per kind, with the thresholds in force. ``--sweep``
-also shows the agreement of nearby thresholds (from the same scores, no re-embedding).
+claims paired with the wrong passage, claims whose figure was changed, unrelated claims, claims put
+on another name, and French/German paraphrases of English quotes. The evaluation's citation recall
+and precision decide "the quote supports the statement" with ``eval.metrics.SupportJudge`` (the
+product's ``assistant.citations.SupportScorer``: content-word overlap, e5 similarity, numbers must
+match; and the verifier's names rule) in place of ALCE's NLI model; this script reports its accuracy,
+precision and recall (for the "supported" class) against the labels, per kind, with the thresholds in
+force. Names are looked for in the quote's surroundings in its document (about one passage), as the
+verifier reads the whole cited passage. ``--sweep`` also shows the agreement of nearby thresholds
+(from the same scores, no re-embedding).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 LABELS = Path(__file__).resolve().parent / "labels" / "citation_support.jsonl"
+KNOWLEDGE = Path(__file__).resolve().parent.parent / "knowledge"
+PASSAGE_CHARS = 700  # either side of the quote: about one indexed passage (220 tokens), where names are looked for
 
 
 @dataclass
@@ -33,6 +37,20 @@ class Scored:
     numbers_ok: bool  # digits (the product's test)
     words_ok: bool  # spelled-out numbers too (the evaluation's addition)
     predicted: bool
+    passage: str = ""  # the quote's surroundings in its document, standing for the cited passage
+
+
+def surrounding_passage(label: dict[str, Any], knowledge: Path = KNOWLEDGE) -> str:
+    """The text around ``label``'s quote in its source document (what the verifier reads names in), or "" if the
+    document or the quote cannot be found."""
+    path = knowledge / label["source"]
+    if not path.is_file():
+        return ""
+    text = " ".join(path.read_text(encoding="utf-8").split())
+    at = text.find(" ".join(label["quote"].split()))
+    if at < 0:
+        return ""
+    return text[max(0, at - PASSAGE_CHARS): at + len(label["quote"]) + PASSAGE_CHARS]
 
 
 def load_labels(path: Path) -> list[dict[str, Any]]:
@@ -45,12 +63,13 @@ def score_labels(labels: list[dict[str, Any]], embeddings: Any) -> list[Scored]:
     judge = SupportJudge(embeddings)
     scored = []
     for label in labels:
-        predicted = judge.supported(label["statement"], [label["quote"]])
+        passage = surrounding_passage(label)
+        predicted = judge.supported(label["statement"], [label["quote"]], [], [passage])
         span = judge._spans(label["quote"])[0]
         judge.scorer.prepare([span])
         overlap, cosine, numbers_ok = judge.scorer.score(label["statement"], span)
         words_ok = judge._numbers_ok(label["statement"], label["quote"])
-        scored.append(Scored(label, overlap, cosine, numbers_ok, words_ok, predicted))
+        scored.append(Scored(label, overlap, cosine, numbers_ok, words_ok, predicted, passage))
     return scored
 
 
@@ -77,9 +96,13 @@ def thresholds() -> dict[str, float]:
 
 
 def product_decision(s: Scored) -> bool:
+    """The verifier's test: the scorer's thresholds, digits and negations, and its names rule (the label's quote
+    standing for the passage)."""
     from assistant.citations import SupportScorer
+    from eval.metrics import SupportJudge
 
-    return SupportScorer.supports(s.overlap, s.cosine, s.numbers_ok)
+    return (SupportScorer.supports(s.overlap, s.cosine, s.numbers_ok)
+            and SupportJudge._names_ok(s.label["statement"], s.passage or s.label["quote"]))
 
 
 def sweep(scored: list[Scored]) -> list[dict[str, float]]:

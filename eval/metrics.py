@@ -256,10 +256,23 @@ class SupportJudge:
     def _numbers_ok(claim: str, evidence: str) -> bool:
         return spelled_numbers(claim) <= spelled_numbers(evidence)
 
-    def _best(self, claim: str, text: str, context: str = "") -> tuple[bool, float, Any]:
+    @staticmethod
+    def _names_ok(claim: str, evidence: str) -> bool:
+        """The product's names rule (``assistant.citations.unknown_names``): evidence in the claim's language that
+        never mentions a name the claim relies on does not support it ("Korea's cultural diplomacy…" by a sentence
+        on Vietnam's)."""
+        from assistant.citations import claim_names, unknown_names
+        from assistant.language import detect_language
+
+        if not claim_names(claim) or detect_language(claim) != detect_language(evidence):
+            return True
+        return not unknown_names(claim, evidence)
+
+    def _best(self, claim: str, text: str, context: str = "", passage: str = "") -> tuple[bool, float, Any]:
         """(supported by one span of ``text``, best combined score, best span).
 
-        Numbers in ``context`` (the passage's title, year, section) count as present, as for the verifier.
+        Numbers in ``context`` (the passage's title, year, section) count as present, as for the verifier; names
+        are looked for in the whole cited ``passage`` (``text`` if not given) and ``context``, as the verifier does.
         """
         from assistant.citations import numbers_in
 
@@ -273,10 +286,13 @@ class SupportJudge:
             ok = ok or (self.scorer.supports(overlap, cosine, numbers_ok) and self._numbers_ok(claim, f"{span.text} {context}"))
             if score > best_score:
                 best_score, best_span = score, span
-        return ok, best_score, best_span
+        return ok and self._names_ok(claim, f"{passage or text} {context}"), best_score, best_span
 
-    def supported(self, claim: str, evidence: Sequence[str], contexts: Sequence[str] = ()) -> bool:
-        """Whether ``evidence`` (with its ``contexts``: title, year, section) supports ``claim``.
+    def supported(
+        self, claim: str, evidence: Sequence[str], contexts: Sequence[str] = (), passages: Sequence[str] = (),
+    ) -> bool:
+        """Whether ``evidence`` (with its ``contexts``: title, year, section; and the whole cited ``passages``, where
+        the evidence is a quote of one) supports ``claim``.
 
         A claim without a content word ("3", a list number left with its marker) supports nothing, as in the
         product's verifier: e5 scores near-empty strings close, and a number alone matches any span holding it.
@@ -285,13 +301,15 @@ class SupportJudge:
 
         if not content_words(claim):
             return False
-        pairs = [(e, c) for e, c in zip(evidence, list(contexts) + [""] * len(evidence)) if e and e.strip()]
-        if not pairs:
+        padded_contexts = list(contexts) + [""] * len(evidence)
+        padded_passages = list(passages) + [""] * len(evidence)
+        triples = [(e, c, p) for e, c, p in zip(evidence, padded_contexts, padded_passages) if e and e.strip()]
+        if not triples:
             return False
-        context = " ".join(c for _, c in pairs)
+        context = " ".join(c for _, c, _ in triples)
         best_spans = []
-        for text, own_context in pairs:
-            ok, _score, span = self._best(claim, text, own_context)
+        for text, own_context, passage in triples:
+            ok, _score, span = self._best(claim, text, own_context, passage)
             if ok:
                 return True
             if span is not None:
@@ -301,18 +319,22 @@ class SupportJudge:
         joint = " ".join(best_spans)
         span = span_at(joint, 0, len(joint))
         self.scorer.prepare([span])
+        whole = " ".join(p or e for e, _, p in triples)
         return (self.scorer.supports(*self.scorer.score(claim, span, numbers_in(context)))
-                and self._numbers_ok(claim, f"{joint} {context}"))
+                and self._numbers_ok(claim, f"{joint} {context}") and self._names_ok(claim, f"{whole} {context}"))
 
     def statement(
         self, claim: str, cited: Sequence[int], evidence: dict[int, str], contexts: dict[int, str] | None = None,
+        passages: dict[int, str] | None = None,
     ) -> StatementResult:
         """ALCE's support of one statement and precision of each of its citations."""
         contexts = contexts or {}
+        passages = passages or {}
         texts = {n: evidence.get(n, "") for n in cited}
 
         def supported_by(numbers: Sequence[int]) -> bool:
-            return self.supported(claim, [texts[m] for m in numbers], [contexts.get(m, "") for m in numbers])
+            return self.supported(claim, [texts[m] for m in numbers], [contexts.get(m, "") for m in numbers],
+                                  [passages.get(m, "") for m in numbers])
 
         joint = supported_by(list(texts))
         precise = []
@@ -325,8 +347,11 @@ class SupportJudge:
                 precise.append(not supported_by([m for m in texts if m != n]))
         return StatementResult(claim, list(cited), joint, precise)
 
-    def answer(self, answer: str, evidence: dict[int, str], contexts: dict[int, str] | None = None) -> list[StatementResult]:
-        return [self.statement(claim, cited, evidence, contexts) for claim, cited in answer_statements(answer)]
+    def answer(
+        self, answer: str, evidence: dict[int, str], contexts: dict[int, str] | None = None,
+        passages: dict[int, str] | None = None,
+    ) -> list[StatementResult]:
+        return [self.statement(claim, cited, evidence, contexts, passages) for claim, cited in answer_statements(answer)]
 
 
 def citation_recall(statements: Sequence[StatementResult]) -> float | None:

@@ -8,6 +8,7 @@ from assistant.citations import (
     CitationVerifier,
     SupportScorer,
     _cosine,
+    claim_names,
     drop_prompt_echo,
     sentence_spans,
     split_sentences,
@@ -101,6 +102,7 @@ def test_changed_number_in_words_is_not_supported(verifier, passages):
 
 def test_the_documents_own_year_and_article_need_not_be_in_the_quote(verifier, passages):
     passages[1].year, passages[1].section = 2005, "Article 9 — Information sharing and transparency"
+    passages[1].title = "Convention on the Protection and Promotion of the Diversity of Cultural Expressions"
     claim = "Under Article 9 of the 2005 Convention, a Party reports to UNESCO every four years [2]."
     text, citations, report = verifier.verify(claim, passages)
     assert report.kept == 1 and [c.chunk_id for c in citations] == ["c2"]
@@ -108,6 +110,41 @@ def test_the_documents_own_year_and_article_need_not_be_in_the_quote(verifier, p
     for wrong in ("Under Article 7 of the 2005 Convention, a Party reports to UNESCO every four years [2].",
                   "Under Article 9 of the 2003 Convention, a Party reports to UNESCO every four years [2]."):
         assert verifier.verify(wrong, passages)[1] == [], wrong
+
+
+OPENING_2003 = (
+    "The General Conference of the United Nations Educational, Scientific and Cultural Organization hereinafter "
+    "referred to as UNESCO, meeting in Paris, from 29 September to 17 October 2003, at its 32nd session,"
+)
+
+
+def test_a_claim_about_a_name_the_passage_never_mentions_is_not_supported(verifier, passages):
+    # a 1.5B model's brief opened with this, cited to the 2003 Convention's opening: "meeting" and "culture" were
+    # half its content words, which the word-overlap test took for support
+    opening = passage(OPENING_2003, 4)
+    text, citations, report = verifier.verify("Vietnam's deputy minister of culture will be meeting on Tuesday [4].",
+                                              [*passages, opening])
+    assert citations == [] and report.removed == 1 and "Tuesday" not in text
+    moved = verifier.verify("In June 2024, 18 participants from Asia and Europe gathered in Berlin [3].", passages)
+    assert moved[1] == [] and "Berlin" not in moved[0]
+    # the same claims about names the passages do hold stay cited (an acronym also by its initials: "UN")
+    kept = verifier.verify("In June 2024, 18 participants from Asia and Europe gathered in Prague [3].", passages)[1]
+    assert [c.chunk_id for c in kept] == ["c3"]
+    own = verifier.verify("UNESCO's General Conference, a UN body, met in Paris for its 32nd session [4].", [*passages, opening])
+    assert [c.chunk_id for c in own[1]] == ["c4"]
+    # names are read in the passage's language only ("La Haye" is "The Hague"); a French claim is judged by e5
+    french = "En juin 2024, 18 participants venus d'Asie et d'Europe se sont réunis à Prague, en République tchèque [3]."
+    assert [c.chunk_id for c in verifier.verify(french, passages)[1]] == ["c3"]
+
+
+def test_names_a_claim_relies_on():
+    assert claim_names("Vietnam's deputy minister will meet the Korean ambassador in June [1].") == {"Vietnam", "Korean", "June"}
+    # a list item's label is the model's heading, "NGOs" a kind of organisation, "IV" a number
+    assert claim_names("- **Prevention and Early Detection**: NGOs advise the Committee under Chapter IV.") == {"Committee", "Chapter"}
+    assert claim_names("Cultural diversity widens the range of options open to everyone [2].") == frozenset()
+    # a heading in title case names nothing, even with a marker
+    assert claim_names("A Joint Recommendation on Fairer Artist Mobility Between Asia and Europe [1]") == frozenset()
+    assert claim_names("**Why International Cooperation and Solidarity are Needed to Build Viable Cultural Industries**:") == frozenset()
 
 
 def test_out_of_range_marker_never_survives(verifier, passages):
@@ -163,6 +200,9 @@ def test_an_uncited_question_is_not_given_a_citation(verifier, passages):
     text, citations, report = verifier.verify(answer, passages, strict=True)
     assert "- **How often do Parties report to UNESCO on their measures?**" in text.splitlines()  # kept, uncited
     assert report.added == 1 and [c.chunk_id for c in citations] == ["c2"]  # only the statement is cited
+    # a question the model cited stays too, without the citation (a question asserts nothing to support)
+    text, citations, report = verifier.verify("How can ministries of defence train their staff to protect heritage? [3]", passages)
+    assert text == "How can ministries of defence train their staff to protect heritage?" and citations == []
 
 
 def test_a_loosely_related_uncited_sentence_is_not_given_a_citation(verifier, passages):

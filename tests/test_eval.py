@@ -88,6 +88,11 @@ def test_a_changed_number_is_not_supported_even_spelled_out():
     assert judge.supported("Parties provide information in their reports to Unesco every four years.", [quote])
     assert not judge.supported("Parties provide information in their reports to Unesco every five years.", [quote])
     assert not judge.supported("In 2024, 25 participants gathered in Prague, Czech Republic.", [PRAGUE])
+    # a name the cited passage never mentions is not supported ("Berlin"); one the passage holds beyond the quote is
+    assert not judge.supported("In 2024, 18 participants gathered in Berlin.", [PRAGUE])
+    lab_quote = "18 participants from the independent arts sector and the government sector across Asia and Europe gathered"
+    assert not judge.supported("18 participants gathered in Prague.", [lab_quote])
+    assert judge.supported("18 participants gathered in Prague.", [lab_quote], [], [PRAGUE])
     # the cited document's own year (its identity, as ALCE passages carry their title) need not be in the quote
     claim = "The 2005 Convention asks for reports to Unesco every four years."
     assert not judge.supported(claim, [quote])

@@ -349,6 +349,26 @@ def test_synthesis_cites_the_library_and_attributes_ideas(engine):
     assert "Lotus Bridge" not in new.body  # alice's private upload is not the room's
 
 
+def test_a_synthesis_may_attribute_a_cited_fact_to_a_participant(engine):
+    # the synthesis prompt asks the model to name who proposed what; a participant's name is not the library's to
+    # mention, so it must not cost the sentence its citation (the verifier's names rule knows the room's people)
+    from assistant.answer import AnswerEngine, AnswerRequest
+    from assistant.rooms import synthesis
+    from test_answer import ScriptedModel, prose_sentences
+
+    request = AnswerRequest(TOPIC, mode="synthesis", viewer="", contributions=[c.to_request() for c in _contributions()])
+    passages = engine.search(TOPIC, request)
+    sentence = prose_sentences(passages[0].text)[0].rstrip(".")
+    reply = f"## Recommendation\n{sentence}, as Carol proposed [1]."
+    scripted = AnswerEngine(engine.settings, engine.retriever, model=ScriptedModel(reply))
+    new = run(synthesis.synthesise(scripted, TOPIC, _contributions(), "alice"))
+    assert "as Carol proposed [1]" in new.body and new.citations[0]["chunk_id"] == passages[0].chunk_id
+    # a name nobody in the room has, and the passage never mentions, is not certified by it
+    stranger = AnswerEngine(engine.settings, engine.retriever,
+                            model=ScriptedModel(f"## Recommendation\n{sentence}, as Mallory proposed [1]."))
+    assert "Mallory proposed [1]" not in run(synthesis.synthesise(stranger, TOPIC, _contributions(), "alice")).body
+
+
 def test_private_upload_is_used_only_once_shared(engine, room_library):
     from assistant.rooms.models import SharedDocument
     from assistant.rooms.synthesis import RoomLibrary

@@ -179,6 +179,12 @@ async def synthesise(engine: AnswerEngine, topic: str, contributions: Sequence[C
                       notices=list(answer.notices) + notices)
 
 
+def contributors_of(body: str) -> list[str]:
+    """The participants a draft names in its "Contributors:" line (see ``compose_draft``)."""
+    found = re.search(r"^\*Contributors: (.+?)\.\*$", body, re.M)
+    return [name.strip() for name in found.group(1).split(",")] if found else []
+
+
 def _citation_passage(c: dict[str, Any]) -> Passage:
     """A cited quote as a passage of its own, so a revision can keep citing it (offsets stay exact)."""
     return Passage(chunk_id=c["chunk_id"], doc_id=c["doc_id"], text=c["quote"], source_file=c["source_file"],
@@ -217,7 +223,7 @@ async def revise(engine: AnswerEngine, topic: str, base: Version, section: str, 
     retrieved = await asyncio.to_thread(scoped.retriever.search, query, REVISE_TOP_K, None, "", None, "ask")
     passages = own + [p for p in retrieved if p.chunk_id not in {o.chunk_id for o in own}]
     language = detect_language(request + " " + topic)
-    verifier = engine.verifier_for(passages)
+    verifier = engine.verifier_for(passages, [author, *contributors_of(base.body)])
     text, backend, citations = "", scoped.backend, []
     if scoped.model is not None:
         rules = engine.prompts["rules"].render(not_in_library=NOT_IN_LIBRARY, language=language_name(language))
