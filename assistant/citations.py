@@ -91,6 +91,8 @@ NAME = re.compile(r"(?<=[a-z,;] )[A-Z][^\W\d_]{2,}|(?<![\w-])[A-Z]{2,}(?=s?\b)|^
 ROMAN_NUMERAL = re.compile(r"^[IVXLCDM]+$")
 # A list item's leading label ("**Prevention and Early Detection**:", "Capacity building:") is the model's own heading.
 LIST_LABEL = re.compile(r"^\s*(?:[-*•]\s+|\d+[.)]\s+)?(?:\*\*[^*\n]{1,80}\*\*:?|[^.:!?\n]{1,60}:)\s+")
+RECOMMENDS = re.compile(r"\b(?:should|ought to|(?:we|I) (?:recommend|urge|propose|call on)|(?:is|are) (?:encouraged|invited)"
+                        r" to|recommends?|recommended)\b", re.IGNORECASE)
 GENERIC_ACRONYMS = frozenset({"NGO", "NGOs", "CSO", "CSOs"})  # kinds of organisation, not names the library could lack
 DEMONYM_SUFFIXES = ("ian", "ean", "ese", "an", "n")  # "Asian" names Asia, "European" Europe, "Vietnamese" Vietnam
 
@@ -184,9 +186,9 @@ def is_title(text: str) -> bool:
 
 def claim_names(claim: str) -> frozenset[str]:
     """The names ``claim`` relies on (see ``NAME``), without a list item's leading label or roman numerals; none
-    in a title."""
+    in a title, nor in a recommendation, whose names are its addressees ("Ministries in Asia and Europe should…")."""
     body = LIST_LABEL.sub("", strip_markers(claim).strip().strip("*_ "), count=1)
-    if is_title(body):
+    if is_title(body) or RECOMMENDS.search(body):
         return frozenset()
     return frozenset(n for n in NAME.findall(body) if not ROMAN_NUMERAL.match(n) and n not in GENERIC_ACRONYMS)
 

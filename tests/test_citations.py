@@ -145,6 +145,8 @@ def test_names_a_claim_relies_on():
     # a heading in title case names nothing, even with a marker
     assert claim_names("A Joint Recommendation on Fairer Artist Mobility Between Asia and Europe [1]") == frozenset()
     assert claim_names("**Why International Cooperation and Solidarity are Needed to Build Viable Cultural Industries**:") == frozenset()
+    # a recommendation names its addressees, which the passage that supports its content need not mention
+    assert claim_names("Ministries in Asia and Europe should fund open calls for artists [1].") == frozenset()
 
 
 def test_out_of_range_marker_never_survives(verifier, passages):
