@@ -295,6 +295,23 @@ def without_sentinel_lines(draft: str) -> str:
     return "\n".join(line for line in draft.splitlines() if NOT_IN_LIBRARY not in line).strip()
 
 
+def without_empty_sections(text: str) -> str:
+    """``text`` without Markdown headings that nothing follows before the next heading of the same or a higher
+    level (the check removed everything under them: "## Context" over a dropped sentence)."""
+    lines = text.splitlines()
+    kept: list[str] = []
+    for i, line in enumerate(lines):
+        heading = re.match(r"^(#{1,6})\s", line)
+        if heading:
+            following = next((later for later in lines[i + 1:] if later.strip()), None)
+            level = len(heading.group(1))
+            next_heading = re.match(r"^(#{1,6})\s", following) if following is not None else None
+            if following is None or (next_heading and len(next_heading.group(1)) <= level):
+                continue
+        kept.append(line)
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip()
+
+
 def without_preamble(reply: str, source: str) -> str:
     """``reply`` without an opening line such as "Here is the translation into German:" that ``source`` lacks."""
     lines = reply.strip().splitlines()
@@ -475,6 +492,7 @@ class AnswerEngine:
         if not citations:
             yield finish(self._abstention(language, passages, request), [], True, report)
             return
+        text = without_empty_sections(text)
         if label:
             text = f"*{label}*\n\n{text}"
         if UNSOURCED in text:

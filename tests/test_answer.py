@@ -175,6 +175,17 @@ def test_a_claim_no_passage_supports_is_marked_and_explained(engine):
     assert "†" not in cited_only.answer  # no mark, no note when every claim is sourced
 
 
+def test_a_claim_on_a_name_the_passage_lacks_loses_its_citation_and_its_empty_heading(engine):
+    # a 1.5B model's brief opened "## Context / Vietnam's deputy minister of culture will be meeting on Tuesday [1]"
+    question = "Brief me on what the 2005 Convention says about cultural policies."
+    passages = engine.retriever.search(question, k=8, mode="brief")
+    sentence = prose_sentences(passages[0].text)[0]
+    reply = f"## Context\nVietnam's deputy minister of culture will be meeting on Tuesday [1].\n## Principles\n{sentence} [1]."
+    answer = run(model_engine(engine, reply), AnswerRequest(question, mode="brief"))
+    assert "Tuesday" not in answer.answer and "## Context" not in answer.answer  # nothing left under it
+    assert "## Principles" in answer.answer and [c.chunk_id for c in answer.citations] == [passages[0].chunk_id]
+
+
 def test_a_draft_that_restates_the_request_loses_the_echo_not_its_claims(engine):
     question = "Draft a joint recommendation on how Parties should integrate culture in their development policies."
     passages = engine.retriever.search(question, k=8, mode="draft")
