@@ -91,8 +91,10 @@ NAME = re.compile(r"(?<=[a-z,;] )[A-Z][^\W\d_]{2,}|(?<![\w-])[A-Z]{2,}(?=s?\b)|^
 ROMAN_NUMERAL = re.compile(r"^[IVXLCDM]+$")
 # A list item's leading label ("**Prevention and Early Detection**:", "Capacity building:") is the model's own heading.
 LIST_LABEL = re.compile(r"^\s*(?:[-*•]\s+|\d+[.)]\s+)?(?:\*\*[^*\n]{1,80}\*\*:?|[^.:!?\n]{1,60}:)\s+")
-RECOMMENDS = re.compile(r"\b(?:should|ought to|(?:we|I) (?:recommend|urge|propose|call on)|(?:is|are) (?:encouraged|invited)"
-                        r" to|recommends?|recommended)\b", re.IGNORECASE)
+RECOMMENDS = re.compile(
+    r"\b(?:should|ought to|(?:we|I) (?:recommend|urge|propose|call on)|(?:is|are) (?:encouraged|invited) to"
+    r"|it is recommended)\b", re.IGNORECASE,  # "The lab recommends…" reports what someone said: its names count
+)
 GENERIC_ACRONYMS = frozenset({"NGO", "NGOs", "CSO", "CSOs"})  # kinds of organisation, not names the library could lack
 DEMONYM_SUFFIXES = ("ian", "ean", "ese", "an", "n")  # "Asian" names Asia, "European" Europe, "Vietnamese" Vietnam
 

@@ -180,7 +180,8 @@ def test_a_claim_on_a_name_the_passage_lacks_loses_its_citation_and_its_empty_he
     question = "Brief me on what the 2005 Convention says about cultural policies."
     passages = engine.retriever.search(question, k=8, mode="brief")
     sentence = prose_sentences(passages[0].text)[0]
-    reply = f"## Context\nVietnam's deputy minister of culture will be meeting on Tuesday [1].\n## Principles\n{sentence} [1]."
+    reply = (f"## Context\nVietnam's deputy minister of culture will be meeting on Tuesday [1].\n"
+             f"## Principles\n{sentence} [1].")
     answer = run(model_engine(engine, reply), AnswerRequest(question, mode="brief"))
     assert "Tuesday" not in answer.answer and "## Context" not in answer.answer  # nothing left under it
     assert "## Principles" in answer.answer and [c.chunk_id for c in answer.citations] == [passages[0].chunk_id]
