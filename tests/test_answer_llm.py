@@ -14,6 +14,7 @@ from assistant.answer import AnswerEngine, AnswerRequest
 from assistant.language import detect_language
 from assistant.llm import select_model
 from assistant.messages import message
+from assistant.prompts import load_all
 from assistant.local_server import runtime_installed
 from assistant.retrieval import Retriever
 from conftest import DEV_SET, KNOWLEDGE, make_settings
@@ -22,8 +23,10 @@ from eval.metrics import load_questions
 pytestmark = [pytest.mark.slow, pytest.mark.llm]
 
 TEST_MODEL = os.environ.get("POLICYLAB_TEST_LLM", "qwen2.5-coder-1.5b")
-BRIEF_SECTIONS = ["## Context", "## Their stated principles and priorities", "## Suggested talking points"]
-DRAFT_SECTIONS = ["## Title", "## Recommendation", "## Principles it draws on", "## Past challenges it addresses"]
+# The headings the brief and draft prompts ask for; a section the citation check left empty is removed from the
+# answer, so which of them survive varies from run to run, and at least two must.
+BRIEF_SECTIONS = [line for line in load_all()["brief"].template.splitlines() if line.startswith("## ")]
+DRAFT_SECTIONS = [line for line in load_all()["draft"].template.splitlines() if line.startswith("## ")]
 
 
 def _model_settings(data_dir):
