@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import shutil
 import socket
 import sys
@@ -101,3 +102,21 @@ def copy_index(source: Path, target: Path) -> Path:
     shutil.copytree(source, target)
     return target
 
+
+class ScriptedModel:
+    """A chat model that streams a fixed reply: unit-level control over what "the model" writes."""
+
+    name = "scripted"
+
+    def __init__(self, reply: str) -> None:
+        self.reply = reply
+
+    async def stream(self, messages, max_tokens: int, temperature: float = 0.0):
+        for piece in self.reply.split(" "):
+            yield piece + " "
+
+
+def prose_sentences(text: str) -> list[str]:
+    """The passage's sentences of more than eight words, without headings or list numbers (what a model would quote)."""
+    lines = [re.sub(r"^(\d+\.|\([a-z]\)|-)\s+", "", line.strip()) for line in text.splitlines() if not line.startswith("#")]
+    return [s.strip() for line in lines for s in line.split(".") if len(s.split()) > 8]

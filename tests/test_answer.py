@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import re
 
 import pytest
 
@@ -14,7 +13,7 @@ from assistant.messages import message
 from assistant.prompts import load_all
 from assistant.retrieval import Retriever, SearchFilters
 from assistant.tokens import count_tokens
-from conftest import DEV_SET, KNOWLEDGE, make_settings
+from conftest import DEV_SET, KNOWLEDGE, ScriptedModel, make_settings, prose_sentences
 from eval.metrics import load_questions
 
 pytestmark = pytest.mark.slow
@@ -109,25 +108,6 @@ def test_prompts_load_and_have_placeholders():
     prompts = load_all()
     assert {"ask", "brief", "draft", "synthesis", "rules", "rewrite"} <= set(prompts)
     assert "{passages}" in prompts["ask"].template
-
-
-class ScriptedModel:
-    """A chat model that streams a fixed reply: unit-level control over what "the model" writes."""
-
-    name = "scripted"
-
-    def __init__(self, reply: str) -> None:
-        self.reply = reply
-
-    async def stream(self, messages, max_tokens: int, temperature: float = 0.0):
-        for piece in self.reply.split(" "):
-            yield piece + " "
-
-
-def prose_sentences(text: str) -> list[str]:
-    """The passage's sentences of more than eight words, without headings or list numbers (what a model would quote)."""
-    lines = [re.sub(r"^(\d+\.|\([a-z]\)|-)\s+", "", line.strip()) for line in text.splitlines() if not line.startswith("#")]
-    return [s.strip() for line in lines for s in line.split(".") if len(s.split()) > 8]
 
 
 # A draft the citation check removes whole: the engine answers with labelled quotes, so a test sees whether the

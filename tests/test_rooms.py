@@ -354,7 +354,7 @@ def test_a_synthesis_may_attribute_a_cited_fact_to_a_participant(engine):
     # mention, so it must not cost the sentence its citation (the verifier's names rule knows the room's people)
     from assistant.answer import AnswerEngine, AnswerRequest
     from assistant.rooms import synthesis
-    from test_answer import ScriptedModel, prose_sentences
+    from conftest import ScriptedModel, prose_sentences
 
     request = AnswerRequest(TOPIC, mode="synthesis", viewer="", contributions=[c.to_request() for c in _contributions()])
     passages = engine.search(TOPIC, request)
