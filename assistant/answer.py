@@ -413,7 +413,8 @@ class AnswerEngine:
             return
 
         # its sentence vectors serve the draft, then the check
-        verifier = self.verifier_for(passages, [c.get("author", "") for c in request.contributions])
+        verifier = self.verifier_for(passages, [c.get("author", "") for c in request.contributions],
+                                     question if standalone == question else f"{question}\n{standalone}")
         if self.model is None:
             draft = await asyncio.to_thread(self._extractive, query, passages, request.mode, language, verifier)
             shown = passages
@@ -500,10 +501,13 @@ class AnswerEngine:
         yield finish(text, citations, False, report)
 
     # --- steps -------------------------------------------------------------
-    def verifier_for(self, passages: Sequence[Passage], people: Sequence[str] = ()) -> CitationVerifier:
+    def verifier_for(self, passages: Sequence[Passage], people: Sequence[str] = (), request: str = "") -> CitationVerifier:
         """A citation checker that already knows the vectors ``passages``' sentences got at indexing; the names of
-        ``people`` (a room's participants, to whom a synthesis attributes ideas) need no passage to mention them."""
-        verifier = CitationVerifier(self.embeddings, known_names=" ".join(people))
+        ``people`` (a room's participants, to whom a synthesis attributes ideas) need no passage to mention them.
+        The names of ``request`` and the passages' countries and regions are read as names even as a claim's first
+        word ("Vietnam has…"), so a passage that never mentions them does not support it."""
+        places = [w for p in passages for w in re.findall(r"[A-Z][^\W\d_]+", f"{p.country or ''} {p.region or ''}")]
+        verifier = CitationVerifier(self.embeddings, known_names=" ".join(people), request=request, places=places)
         verifier.scorer.seed(self.retriever.library.stored_sentence_vectors({p.chunk_id: p.text for p in passages}))
         return verifier
 

@@ -14,10 +14,11 @@ import re
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import bm25s.stopwords as bm25_stopwords
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
@@ -82,6 +83,10 @@ STOPWORDS = frozenset(
     all each other more most some very about after before between both during only same then through""".split()
 )
 
+# Words a request capitalises that name nothing: German's "Sie", a French sentence's "Nous" (the first-word rule).
+FUNCTION_WORDS = STOPWORDS.union(*(getattr(bm25_stopwords, f"STOPWORDS_{language}") for language in (
+    "EN", "FRENCH", "GERMAN", "SPANISH", "ITALIAN", "PORTUGUESE", "DUTCH")))
+
 
 # The names a claim relies on: a capitalised word inside a sentence ("…met the Korean ambassador"), an acronym
 # ("ASEF", "NGOs"), a first word in the possessive ("Vietnam's …"). A passage that mentions none of them does not
@@ -89,6 +94,7 @@ STOPWORDS = frozenset(
 # on Tuesday" shares "meeting" and "culture" with UNESCO's "General Conference … meeting in Paris".
 NAME = re.compile(r"(?<=[a-z,;] )[A-Z][^\W\d_]{2,}|(?<![\w-])[A-Z]{2,}(?=s?\b)|^[A-Z][^\W\d_]+(?=['’]s\b)")
 ROMAN_NUMERAL = re.compile(r"^[IVXLCDM]+$")
+FIRST_WORD = re.compile(r"^[A-Z][^\W\d_]{2,}")
 # A list item's leading label ("**Prevention and Early Detection**:", "Capacity building:") is the model's own heading.
 LIST_LABEL = re.compile(r"^\s*(?:[-*•]\s+|\d+[.)]\s+)?(?:\*\*[^*\n]{1,80}\*\*:?|[^.:!?\n]{1,60}:)\s+")
 RECOMMENDS = re.compile(
@@ -186,13 +192,44 @@ def is_title(text: str) -> bool:
             and sum(w[0].isupper() for w in words) >= 0.6 * len(words))
 
 
-def claim_names(claim: str) -> frozenset[str]:
-    """The names ``claim`` relies on (see ``NAME``), without a list item's leading label or roman numerals; none
-    in a title, nor in a recommendation, whose names are its addressees ("Ministries in Asia and Europe should…")."""
+def names_in(text: str, language: str = "") -> list[str]:
+    """The words ``NAME`` reads as names in ``text``, without roman numerals and kinds of organisation ("NGOs"); in
+    German (``language`` "de"), which capitalises every noun, only acronyms."""
+    return [n for n in NAME.findall(text) if not ROMAN_NUMERAL.match(n) and n not in GENERIC_ACRONYMS
+            and (language != "de" or n.isupper())]
+
+
+def claim_names(claim: str, names_anywhere: frozenset[str] = frozenset(), language: str = "") -> frozenset[str]:
+    """The names ``claim`` (in ``language``, see ``names_in``) relies on, without a list item's leading label; none
+    in a title, nor in a recommendation, whose names are its addressees ("Ministries in Asia and Europe should…").
+
+    A capitalised first word is a name too when its key is in ``names_anywhere`` (``name_keys`` of the request,
+    the passages' places): "Vietnam has faced…" in a brief on Vietnamese counterparts.
+    """
     body = LIST_LABEL.sub("", strip_markers(claim).strip().strip("*_ "), count=1)
     if is_title(body) or RECOMMENDS.search(body):
         return frozenset()
-    return frozenset(n for n in NAME.findall(body) if not ROMAN_NUMERAL.match(n) and n not in GENERIC_ACRONYMS)
+    names = set(names_in(body, language))
+    first = FIRST_WORD.match(body)
+    if first and first.group(0).lower() not in FUNCTION_WORDS and _name_key(first.group(0)) in names_anywhere:
+        names.add(first.group(0))
+    return frozenset(names)
+
+
+def name_keys(text: str = "", names: Iterable[str] = ()) -> frozenset[str]:
+    """The comparison keys (``_name_key``) of the names ``text`` uses inside its sentences (title-case lines
+    skipped) and of ``names``, each demonym also as its place's ("Asian" → "Asia"): what makes a capitalised first
+    word a name in ``claim_names``."""
+    language = detect_language(text) if text.strip() else ""
+    found = [n for line in text.splitlines() if not is_title(line) for n in names_in(line, language)]
+    keys: set[str] = set()
+    for name in [*found, *names]:
+        if name.lower() in FUNCTION_WORDS:
+            continue
+        keys.add(_name_key(name))
+        keys.update(_name_key(name[: -len(end)]) for end in DEMONYM_SUFFIXES
+                    if name.lower().endswith(end) and len(name) - len(end) >= 4)
+    return frozenset(keys)
 
 
 def _initials(text: str) -> frozenset[str]:
@@ -214,10 +251,13 @@ def _name_key(word: str) -> str:
     return word[:6]
 
 
-def unknown_names(claim: str, known_text: str) -> list[str]:
-    """The names of ``claim`` that ``known_text`` never mentions (compared by ``_name_key``, a demonym counting as
-    its place: "Vietnamese" is found by "Vietnam"; an acronym also by the initials it stands for: "UN")."""
-    names = claim_names(claim)
+def unknown_names(
+    claim: str, known_text: str, names_anywhere: frozenset[str] = frozenset(), language: str = "",
+) -> list[str]:
+    """The names of ``claim`` (``claim_names``) that ``known_text`` never mentions (compared by ``_name_key``, a
+    demonym counting as its place: "Vietnamese" is found by "Vietnam"; an acronym also by the initials it stands
+    for: "UN")."""
+    names = claim_names(claim, names_anywhere, language)
     if not names:
         return []
     words = frozenset(_name_key(w) for w in re.findall(r"[^\W\d_]{2,}", known_text))
@@ -236,6 +276,16 @@ def unknown_names(claim: str, known_text: str) -> list[str]:
         return False
 
     return sorted(n for n in names if not known(n))
+
+
+def names_unsupported(
+    claim: str, claim_language: str, evidence: str, evidence_language: str, names_anywhere: frozenset[str] = frozenset(),
+) -> list[str]:
+    """``unknown_names`` of ``claim`` in ``evidence``, read only when both are in the same language, since names
+    change across languages ("La Haye", "The Hague"): the rule the verifier applies and the evaluation's judge."""
+    if claim_language != evidence_language or not claim_names(claim, names_anywhere, claim_language):
+        return []
+    return unknown_names(claim, evidence, names_anywhere, claim_language)
 
 
 def passage_identity(item: Passage | Citation) -> str:
@@ -523,10 +573,13 @@ class _Support:
 class CitationVerifier:
     """Checks an answer's ``[n]`` markers against the numbered passages it was given."""
 
-    def __init__(self, embeddings: Embeddings | None = None, known_names: str = "") -> None:
+    def __init__(self, embeddings: Embeddings | None = None, known_names: str = "", request: str = "",
+                 places: Iterable[str] = ()) -> None:
         self.scorer = SupportScorer(embeddings)
         # names the request itself vouches for, not the library: a room's participants ("proposed by Ana")
         self.known_names = known_names
+        # names wherever a claim puts them, its first word included: the request's, the participants', ``places``
+        self.names_anywhere = name_keys(request, [*re.findall(r"[^\W\d_]{2,}", known_names), *places])
         self._languages: dict[str, str] = {}
 
     def _claim_language(self, claim: str) -> str:
@@ -538,11 +591,12 @@ class CitationVerifier:
         """The names of ``claim`` that ``passage`` (its text, title, publisher, section, country and region) never
         mentions; read only when the claim is in the passage's language, since names change across languages
         ("La Haye", "The Hague")."""
-        if not claim_names(claim) or self._claim_language(claim) != (passage.language or "en"):
+        language = self._claim_language(claim)
+        if language != (passage.language or "en") or not claim_names(claim, self.names_anywhere, language):
             return []
         known = " ".join(filter(None, [passage.text, passage_identity(passage), passage.publisher,
                                        passage.country, passage.region, self.known_names]))
-        return unknown_names(claim, known)
+        return names_unsupported(claim, language, known, passage.language or "en", self.names_anywhere)
 
     def best_support(self, claim: str, passage: Passage, index: int, min_overlap: float = 0.0) -> _Support | None:
         """The span of ``passage`` that best supports ``claim`` (sharing at least ``min_overlap`` of its words), if any.

@@ -261,12 +261,12 @@ class SupportJudge:
         """The product's names rule (``assistant.citations.unknown_names``): evidence in the claim's language that
         never mentions a name the claim relies on does not support it ("Korea's cultural diplomacy…" by a sentence
         on Vietnam's)."""
-        from assistant.citations import claim_names, unknown_names
+        from assistant.citations import claim_names, names_unsupported
         from assistant.language import detect_language
 
-        if not claim_names(claim) or detect_language(claim) != detect_language(evidence):
+        if not claim_names(claim):  # most claims name nothing: no language to detect
             return True
-        return not unknown_names(claim, evidence)
+        return not names_unsupported(claim, detect_language(claim), evidence, detect_language(evidence))
 
     def _best(self, claim: str, text: str, context: str = "", passage: str = "") -> tuple[bool, float, Any]:
         """(supported by one span of ``text``, best combined score, best span).

@@ -9,6 +9,7 @@ from assistant.citations import (
     SupportScorer,
     _cosine,
     claim_names,
+    name_keys,
     drop_prompt_echo,
     sentence_spans,
     split_sentences,
@@ -135,6 +136,34 @@ def test_a_claim_about_a_name_the_passage_never_mentions_is_not_supported(verifi
     # names are read in the passage's language only ("La Haye" is "The Hague"); a French claim is judged by e5
     french = "En juin 2024, 18 participants venus d'Asie et d'Europe se sont réunis à Prague, en République tchèque [3]."
     assert [c.chunk_id for c in verifier.verify(french, passages)[1]] == ["c3"]
+
+
+def test_a_first_word_the_request_uses_as_a_name_is_read_as_one(passages):
+    # a capitalised first word usually names nothing ("Cultural diversity widens…"), so "Vietnam has…" cited to
+    # the 2003 Convention's opening passed; in a brief on Vietnam's minister, the request says it is a name
+    opening = passage(OPENING_2003, 4)
+    claim = "Vietnam has been meeting in Paris since 29 September 2003 [4]."
+    request = "Brief me before our meeting with Vietnam's deputy minister of culture."
+    assert [c.chunk_id for c in CitationVerifier(E5Embeddings()).verify(claim, [*passages, opening])[1]] == ["c4"]
+    briefed = CitationVerifier(E5Embeddings(), request=request).verify(claim, [*passages, opening])
+    assert briefed[1] == [] and briefed[2].removed == 1
+    # a first word the request names and the passage holds stays cited; so does one the passage's place vouches for
+    prague = "Prague hosted 18 participants from Asia and Europe in June 2024 [3]."
+    asked = CitationVerifier(E5Embeddings(), request="What happened at the lab in Prague?").verify(prague, passages)
+    assert [c.chunk_id for c in asked[1]] == ["c3"]
+    placed = CitationVerifier(E5Embeddings(), places=["Vietnam"]).verify(claim, [*passages, opening])
+    assert placed[1] == []
+
+
+def test_names_anywhere_come_from_the_request_and_its_places():
+    keys = name_keys("Before meeting our Vietnamese counterparts, what does the library say on Asian museums?")
+    assert claim_names("Vietnam has faced rapid urban change.", keys) == {"Vietnam"}
+    assert claim_names("Asia hosts many living heritage practices.", keys) == {"Asia"}
+    assert claim_names("Cultural diversity widens the range of options.", keys) == frozenset()
+    # German capitalises "Sie"; a title-case request line is a heading
+    assert name_keys("Können Sie mir sagen, was die Bibliothek enthält?") == frozenset()
+    assert name_keys("Briefing Note on Cultural Heritage Protection") == frozenset()
+    assert claim_names("Korea funds residencies.", name_keys(names=["Korea"])) == {"Korea"}
 
 
 def test_names_a_claim_relies_on():

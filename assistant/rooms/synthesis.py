@@ -223,7 +223,7 @@ async def revise(engine: AnswerEngine, topic: str, base: Version, section: str, 
     retrieved = await asyncio.to_thread(scoped.retriever.search, query, REVISE_TOP_K, None, "", None, "ask")
     passages = own + [p for p in retrieved if p.chunk_id not in {o.chunk_id for o in own}]
     language = detect_language(request + " " + topic)
-    verifier = engine.verifier_for(passages, [author, *contributors_of(base.body)])
+    verifier = engine.verifier_for(passages, [author, *contributors_of(base.body)], f"{topic}\n{request}")
     text, backend, citations = "", scoped.backend, []
     if scoped.model is not None:
         rules = engine.prompts["rules"].render(not_in_library=NOT_IN_LIBRARY, language=language_name(language))
