@@ -17,7 +17,7 @@ from typing import Any
 
 from assistant.citations import (
     DEMONYM_SUFFIXES, GENERIC_ACRONYMS, MARKER, SAME_DOCUMENT, UNSOURCED, Citation, CitationVerifier,
-    VerificationReport, cited_numbers, drop_prompt_echo, strip_markers,
+    VerificationReport, cited_numbers, drop_prompt_echo, strip_markers, without_repeats,
 )
 from assistant.counterparts import dated_names, instrument_citations, missing_dated_names, missing_instruments
 from assistant.embeddings import embed_queries, unit_rows
@@ -440,10 +440,10 @@ class AnswerEngine:
                     timings["first_token_s"] = time.perf_counter() - started
                 chunks.append(token)
                 yield TokenEvent(token)
-            draft = drop_prompt_echo(
+            draft = without_repeats(drop_prompt_echo(
                 "".join(chunks), [self.prompts["rules"].template, self.prompts[request.mode].template],
                 question if request.mode != "synthesis" else "",  # a synthesis may rightly restate a contribution
-            )
+            ))
             label = ""
             timings["generation_s"] = time.perf_counter() - started - timings.get("first_token_s", 0.0)
             timings["answer_tokens"] = float(count_tokens(draft))

@@ -425,6 +425,45 @@ def split_sentences(text: str) -> list[str]:
     return pieces
 
 
+MIN_REPEAT_WORDS = 4  # content words a sentence needs before it can count as a repeat (short ones recur by chance)
+# Words shared with an earlier sentence, over both's words, from which a sentence repeats it: a list item that
+# spells out one of the principles an earlier sentence summed up says more than that sentence, and stays.
+REPEAT_JACCARD = 0.8
+LIST_MARKER_LINE = re.compile(r"\s*(?:[-*•+]|\d+[.)])\s*")
+LIST_LABEL_START = re.compile(r"^\s*(?:[-*•+]|\d+[.)])\s+")
+
+
+def without_repeats(draft: str) -> str:
+    """``draft`` without statements that say again what one earlier sentence said (nearly the same content words,
+    stemmed, and numbers: ``REPEAT_JACCARD``), and without the list items left empty: small models copy one list under every heading of a brief.
+    Headings stay, and questions unless asked twice; headings left with nothing under them go later
+    (``answer.without_empty_sections``)."""
+    seen: list[frozenset[str]] = []
+    asked: set[str] = set()
+    kept: list[str] = []
+    for piece in split_sentences(draft):
+        text = strip_markers(piece).strip().strip("*_ ")
+        words = frozenset(w[:6] for w in re.findall(r"[^\W\d_]{3,}", text.lower()) if w not in FUNCTION_WORDS)
+        words |= numbers_in(text)  # "the 1970 Convention states…" does not repeat "the 1972 Convention states…"
+        question = " ".join(re.findall(r"[^\W_]+", LIST_LABEL_START.sub("", text).lower())) if is_question(text) else ""
+        if question:
+            kept.append("\n" if question in asked and piece.endswith("\n") else "" if question in asked else piece)
+            asked.add(question)
+        elif text.startswith("#") or len(words) < MIN_REPEAT_WORDS:
+            kept.append(piece)
+        elif any(len(words & earlier) >= REPEAT_JACCARD * len(words | earlier) for earlier in seen):
+            kept.append("\n" if piece.endswith("\n") else "")
+        else:
+            seen.append(words)
+            kept.append(piece)
+    lines = "".join(kept).split("\n")
+    original = draft.split("\n")
+    if len(lines) == len(original):  # drop list items emptied here, not blank lines the draft had
+        lines = [line for line, was in zip(lines, original) if line.strip() or not was.strip()]
+        lines = [line for line in lines if not (LIST_MARKER_LINE.fullmatch(line) and line.strip())]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
 def cited_numbers(sentence: str) -> list[int]:
     found: list[int] = []
     for match in MARKER.finditer(sentence):

@@ -9,6 +9,7 @@ import logging
 import pytest
 
 from assistant.answer import MAX_QUESTION_CHARS, AnswerEngine, AnswerRequest, FinalEvent, InputError, SourcesEvent, TokenEvent
+from assistant.citations import strip_markers
 from assistant.messages import message
 from assistant.prompts import load_all
 from assistant.retrieval import Retriever, SearchFilters
@@ -165,6 +166,20 @@ def test_a_claim_on_a_name_the_passage_lacks_loses_its_citation_and_its_empty_he
     answer = run(model_engine(engine, reply), AnswerRequest(question, mode="brief"))
     assert "Tuesday" not in answer.answer and "## Context" not in answer.answer  # nothing left under it
     assert "## Principles" in answer.answer and [c.chunk_id for c in answer.citations] == [passages[0].chunk_id]
+
+
+def test_a_brief_that_copies_its_list_under_every_heading_shows_it_once(engine):
+    # a 1.5B model's French brief put the same four cited bullets under three headings
+    question = "Brief me on what the 2005 Convention says about cultural policies."
+    passages = engine.retriever.search(question, k=8, mode="brief")
+    first, second = prose_sentences(passages[0].text)[0], prose_sentences(passages[1].text)[0]
+    bullets = f"- {first} [1].\n- {second} [2]."
+    reply = f"## Principles\n{bullets}\n\n## Common ground\n{bullets}\n\n## Talking points\n{bullets}\n- What comes next?"
+    answer = run(model_engine(engine, reply), AnswerRequest(question, mode="brief"))
+    assert answer.answer.count(strip_markers(first).strip()[:60]) == 1, answer.answer
+    assert "## Principles" in answer.answer and "## Common ground" not in answer.answer  # nothing new under it
+    assert "## Talking points" in answer.answer and "What comes next?" in answer.answer
+    assert sorted(c.chunk_id for c in answer.citations) == sorted([passages[0].chunk_id, passages[1].chunk_id])
 
 
 def test_a_draft_that_restates_the_request_loses_the_echo_not_its_claims(engine):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from assistant.citations import (
@@ -10,6 +12,7 @@ from assistant.citations import (
     _cosine,
     claim_names,
     name_keys,
+    without_repeats,
     drop_prompt_echo,
     sentence_spans,
     split_sentences,
@@ -164,6 +167,23 @@ def test_names_anywhere_come_from_the_request_and_its_places():
     assert name_keys("Können Sie mir sagen, was die Bibliothek enthält?") == frozenset()
     assert name_keys("Briefing Note on Cultural Heritage Protection") == frozenset()
     assert claim_names("Korea funds residencies.", name_keys(names=["Korea"])) == {"Korea"}
+
+
+def test_a_statement_said_again_is_dropped_once_said():
+    draft = ("## Principles\n- Parties shall integrate culture in their development policies [1].\n"
+             "- The Fund supports projects in developing countries [2].\n\n"
+             "## Common ground\n- Parties shall integrate culture in their development policies at all levels [3].\n"
+             "- The 2005 Convention sets out principles: equal dignity, solidarity and sustainable development [2].\n"
+             "- Principle of equal dignity of and respect for all cultures [2].\n"
+             "- The 1970 Convention asks States to set up national services.\n"
+             "- The 1972 Convention asks States to set up national services.\n"
+             "1. What should our ministry fund first?\n2. What should our ministry fund first?\n3. Who decides?")
+    kept = without_repeats(draft)
+    assert kept.count("integrate culture") == 1 and "at all levels" not in kept  # the same statement, a word longer
+    assert "- Principle of equal dignity of and respect for all cultures [2]." in kept  # spells out a summary: new
+    assert "1970 Convention" in kept and "1972 Convention" in kept  # another year is another statement
+    assert kept.count("What should our ministry fund first?") == 1 and "3. Who decides?" in kept
+    assert "## Common ground" in kept and "\n\n\n" not in kept and not re.search(r"^\s*(?:-|\d+\.)\s*$", kept, re.M)
 
 
 def test_names_a_claim_relies_on():
