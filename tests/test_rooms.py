@@ -369,6 +369,31 @@ def test_a_synthesis_may_attribute_a_cited_fact_to_a_participant(engine):
     assert "Mallory proposed [1]" not in run(synthesis.synthesise(stranger, TOPIC, _contributions(), "alice")).body
 
 
+def test_a_revision_may_name_a_member_who_joined_after_the_synthesis(engine):
+    # the draft's "Contributors:" line lists who had contributed when it was synthesised; a member who joined later
+    # and is credited in a revision is one of the room's people all the same
+    from assistant.answer import AnswerEngine
+    from assistant.rooms import synthesis
+    from assistant.rooms.draft import markers_in, section_text
+    from assistant.rooms.models import Version
+    from conftest import ScriptedModel
+
+    SECTION = "Principles it draws on"
+    base = run(synthesis.synthesise(engine, TOPIC, _contributions(), "alice"))
+    version = Version(1, base.body, base.citations, "synthesis", "alice", "", None, "", base.backend, 0, "")
+    cited = sorted(set(markers_in(section_text(base.body, SECTION))))
+    assert cited, base.body  # a revision's [1] is the section's first cited quote
+    sentence = next(c["quote"] for c in base.citations if c["n"] == cited[0]).rstrip(".")
+
+    def revised(people):
+        reply = f"{sentence}, as Dana suggested [1]."
+        scripted = AnswerEngine(engine.settings, engine.retriever, model=ScriptedModel(reply))
+        return run(synthesis.revise(scripted, TOPIC, version, SECTION, "credit Dana", "bob", people=people))
+
+    assert "as Dana suggested [" in revised(["alice", "bob", "carol", "dana"]).body
+    assert "as Dana suggested [" not in revised(["alice", "bob", "carol"]).body
+
+
 def test_private_upload_is_used_only_once_shared(engine, room_library):
     from assistant.rooms.models import SharedDocument
     from assistant.rooms.synthesis import RoomLibrary

@@ -276,7 +276,9 @@ async def _draft(seat: Seat, kind: str, section: str | None, request: str) -> No
                 return await synthesis.synthesise(engine, current.room.topic, current.contributions, seat.username, current.shared)
             if latest is None:
                 raise RoomError("There is no draft to revise yet: ask for a synthesis first.")
-            return await synthesis.revise(engine, current.room.topic, latest, section, request, seat.username, current.shared)
+            people = [m.username for m in current.members]
+            return await synthesis.revise(engine, current.room.topic, latest, section, request, seat.username,
+                                          current.shared, people)
         try:
             _version, notices = await store().add_version(seat.room_id, seat.username, compose)
         finally:

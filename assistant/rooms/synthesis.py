@@ -208,8 +208,10 @@ def _unchanged(revised: str, current: str) -> bool:
 
 
 async def revise(engine: AnswerEngine, topic: str, base: Version, section: str, request: str, author: str,
-                 shared: Sequence[SharedDocument] = ()) -> NewVersion:
-    """``base`` with ``section`` rewritten as ``request`` asks; new facts are cited and verified."""
+                 shared: Sequence[SharedDocument] = (), people: Sequence[str] = ()) -> NewVersion:
+    """``base`` with ``section`` rewritten as ``request`` asks; new facts are cited and verified. ``people`` (the
+    room's members) may be named without a passage mentioning them ("as Dana suggested"), as may the author and the
+    draft's contributors."""
     if not request.strip():
         raise RoomError("Say what to change, e.g. “6 make step 2 concrete for small organisations”.")
     scoped = room_engine(engine, shared)
@@ -223,7 +225,7 @@ async def revise(engine: AnswerEngine, topic: str, base: Version, section: str, 
     retrieved = await asyncio.to_thread(scoped.retriever.search, query, REVISE_TOP_K, None, "", None, "ask")
     passages = own + [p for p in retrieved if p.chunk_id not in {o.chunk_id for o in own}]
     language = detect_language(request + " " + topic)
-    verifier = engine.verifier_for(passages, [author, *contributors_of(base.body)], f"{topic}\n{request}")
+    verifier = engine.verifier_for(passages, [author, *people, *contributors_of(base.body)], f"{topic}\n{request}")
     text, backend, citations = "", scoped.backend, []
     if scoped.model is not None:
         rules = engine.prompts["rules"].render(not_in_library=NOT_IN_LIBRARY, language=language_name(language))
