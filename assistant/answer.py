@@ -100,6 +100,15 @@ class AnswerRequest:
 
 
 @dataclass
+class ModelDraft:
+    """A model's reply (its prompt echo dropped) and the numbered passages it was given: what ``checkable`` and the
+    citation check start from, kept so that a change to them can be measured on recorded drafts (``eval.drafts``)."""
+
+    reply: str
+    passages: list[Passage]
+
+
+@dataclass
 class Answer:
     answer: str
     abstained: bool
@@ -115,6 +124,7 @@ class Answer:
     passages: list[Passage] = field(default_factory=list)
     model_fallback: bool = False  # the model wrote nothing checkable; the answer is labelled quotes instead
     model_declined: bool = False  # the model's whole draft was the "not in the library" sentinel
+    model_draft: ModelDraft | None = None  # what the model wrote, for diagnostics and ``eval.drafts``
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -295,6 +305,22 @@ def without_sentinel_lines(draft: str) -> str:
     return "\n".join(line for line in draft.splitlines() if NOT_IN_LIBRARY not in line).strip()
 
 
+def checkable(reply: str) -> tuple[str, bool, bool]:
+    """What of a model's ``reply`` the citation check reads, whether strictly, and whether the reply only declined.
+
+    Statements said twice go (``without_repeats``) and the "not in the library" sentinel with them; a reply with no
+    [n] at all (small models forget them in long briefs) is still checked, strictly: a sentence a passage supports
+    gets that citation, any other statement is dropped. A reply that is only the sentinel declined.
+    """
+    reply = without_repeats(reply)
+    declined = NOT_IN_LIBRARY in reply and not without_sentinel_lines(reply)
+    draft, strict = without_sentinel(reply), False
+    if not draft:
+        draft = without_sentinel_lines(reply)
+        strict = bool(draft)
+    return draft, strict, declined
+
+
 def without_empty_sections(text: str) -> str:
     """``text`` without Markdown headings that nothing follows before the next heading of the same or a higher
     level (the check removed everything under them: "## Context" over a dropped sentence)."""
@@ -395,6 +421,7 @@ class AnswerEngine:
         yield SourcesEvent(passages)
 
         fell_back = declined = False
+        model_draft: ModelDraft | None = None
 
         def finish(answer_text: str, citations: list[Citation], abstained: bool, report: VerificationReport) -> FinalEvent:
             timings["total_s"] = time.perf_counter() - started
@@ -405,7 +432,7 @@ class AnswerEngine:
                 answer=answer_text, abstained=abstained, mode=request.mode, language=language, citations=citations,
                 timings=timings, backend=self.backend, query=query, notices=notices, related=related,
                 verification=report, passages=passages, model_fallback=fell_back and not abstained,
-                model_declined=declined,
+                model_declined=declined, model_draft=model_draft,
             ))
 
         if self.refuses(question, standalone, gate_passages, request):
@@ -415,6 +442,7 @@ class AnswerEngine:
         # its sentence vectors serve the draft, then the check
         verifier = self.verifier_for(passages, [c.get("author", "") for c in request.contributions],
                                      question if standalone == question else f"{question}\n{standalone}")
+        strict = False
         if self.model is None:
             draft = await asyncio.to_thread(self._extractive, query, passages, request.mode, language, verifier)
             shown = passages
@@ -440,23 +468,16 @@ class AnswerEngine:
                     timings["first_token_s"] = time.perf_counter() - started
                 chunks.append(token)
                 yield TokenEvent(token)
-            draft = without_repeats(drop_prompt_echo(
+            reply = drop_prompt_echo(
                 "".join(chunks), [self.prompts["rules"].template, self.prompts[request.mode].template],
                 question if request.mode != "synthesis" else "",  # a synthesis may rightly restate a contribution
-            ))
+            )
+            model_draft = ModelDraft(reply, list(shown))
+            raw_draft = reply
+            draft, strict, declined = checkable(reply)
             label = ""
             timings["generation_s"] = time.perf_counter() - started - timings.get("first_token_s", 0.0)
-            timings["answer_tokens"] = float(count_tokens(draft))
-
-        raw_draft = draft
-        declined = self.model is not None and NOT_IN_LIBRARY in raw_draft and not without_sentinel_lines(raw_draft)
-        draft = without_sentinel(draft)
-        strict = False
-        if not draft and self.model is not None:
-            # A draft with no [n] at all (small models forget them in long briefs) is still checked, strictly:
-            # a sentence a passage supports gets that citation, any other statement is dropped.
-            draft = without_sentinel_lines(raw_draft)
-            strict = bool(draft)
+            timings["answer_tokens"] = float(count_tokens(reply))
         report = VerificationReport()
         text, citations = "", []
         if draft:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 
 import pytest
@@ -180,6 +181,24 @@ def test_a_brief_that_copies_its_list_under_every_heading_shows_it_once(engine):
     assert "## Principles" in answer.answer and "## Common ground" not in answer.answer  # nothing new under it
     assert "## Talking points" in answer.answer and "What comes next?" in answer.answer
     assert sorted(c.chunk_id for c in answer.citations) == sorted([passages[0].chunk_id, passages[1].chunk_id])
+
+
+def test_a_recorded_draft_is_checked_as_the_answer_was(engine):
+    # eval.drafts measures changes to the checking steps on recorded model replies: it must reach what the app did
+    from eval.drafts import check_one
+
+    question = "Brief me on what the 2005 Convention says about cultural policies."
+    passages = engine.retriever.search(question, k=8, mode="brief")
+    first, second = prose_sentences(passages[0].text)[0], prose_sentences(passages[2].text)[0]
+    reply = f"## Principles\n- {first} [1].\n- {second} [3].\n\n## Common ground\n- {first} [1]."
+    answer = run(model_engine(engine, reply), AnswerRequest(question, mode="brief"))
+    assert answer.model_draft is not None and answer.model_draft.reply == reply
+    record = json.loads(json.dumps({"id": "b-1", "question": question, "mode": "brief", "reply": reply,
+                                    "passages": [dataclasses.asdict(p) for p in answer.model_draft.passages]}))
+    checked = check_one(engine, record)
+    assert checked["text"] == answer.answer and len(checked["sentences"]) == 3  # the heading and two statements
+    assert checked["citations"] == [[c.source_file, c.quote] for c in answer.citations] and len(answer.citations) == 2
+    assert run(engine, AnswerRequest(question, mode="brief")).model_draft is None  # extractive: no model draft
 
 
 def test_a_draft_that_restates_the_request_loses_the_echo_not_its_claims(engine):
