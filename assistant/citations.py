@@ -435,9 +435,9 @@ LIST_LABEL_START = re.compile(r"^\s*(?:[-*•+]|\d+[.)])\s+")
 
 def without_repeats(draft: str) -> str:
     """``draft`` without statements that say again what one earlier sentence said (nearly the same content words,
-    stemmed, and numbers: ``REPEAT_JACCARD``), and without the list items left empty: small models copy one list under every heading of a brief.
-    Headings stay, and questions unless asked twice; headings left with nothing under them go later
-    (``answer.without_empty_sections``)."""
+    stemmed, and numbers: ``REPEAT_JACCARD``), and without the list items left empty: small models copy one list
+    under every heading of a brief. Headings stay, and questions unless asked twice; headings left with nothing
+    under them go later (``answer.without_empty_sections``)."""
     seen: list[frozenset[str]] = []
     asked: set[str] = set()
     kept: list[str] = []
@@ -447,15 +447,14 @@ def without_repeats(draft: str) -> str:
         words |= numbers_in(text)  # "the 1970 Convention states…" does not repeat "the 1972 Convention states…"
         question = " ".join(re.findall(r"[^\W_]+", LIST_LABEL_START.sub("", text).lower())) if is_question(text) else ""
         if question:
-            kept.append("\n" if question in asked and piece.endswith("\n") else "" if question in asked else piece)
+            repeated = question in asked
             asked.add(question)
         elif text.startswith("#") or len(words) < MIN_REPEAT_WORDS:
-            kept.append(piece)
-        elif any(len(words & earlier) >= REPEAT_JACCARD * len(words | earlier) for earlier in seen):
-            kept.append("\n" if piece.endswith("\n") else "")
+            repeated = False
         else:
+            repeated = any(len(words & earlier) >= REPEAT_JACCARD * len(words | earlier) for earlier in seen)
             seen.append(words)
-            kept.append(piece)
+        kept.append(("\n" if piece.endswith("\n") else "") if repeated else piece)
     lines = "".join(kept).split("\n")
     original = draft.split("\n")
     if len(lines) == len(original):  # drop list items emptied here, not blank lines the draft had
