@@ -170,6 +170,11 @@ class Visit:
 
     def send(self, text: str) -> None:
         self.page.fill("#chat-input", text)
+        # Chainlit keeps its send button disabled, and ignores Enter, until every attachment has uploaded (a loaded
+        # machine takes seconds); while an answer runs the stop button stands in its place
+        self.page.wait_for_function(
+            "() => { const b = document.querySelector('#chat-submit'); return !b || !b.disabled; }", timeout=120_000,
+        )
         self.page.press("#chat-input", "Enter")
 
     def wait_answer(self, before: int = 0, timeout_ms: int = 240_000) -> None:
