@@ -308,17 +308,17 @@ def without_sentinel_lines(draft: str) -> str:
 def checkable(reply: str) -> tuple[str, bool, bool]:
     """What of a model's ``reply`` the citation check reads, whether strictly, and whether the reply only declined.
 
-    Statements said twice go (``without_repeats``) and the "not in the library" sentinel with them; a reply with no
-    [n] at all (small models forget them in long briefs) is still checked, strictly: a sentence a passage supports
-    gets that citation, any other statement is dropped. A reply that is only the sentinel declined.
+    The "not in the library" sentinel goes; a reply with no [n] at all (small models forget them in long briefs) is
+    still checked, strictly: a sentence a passage supports gets that citation, any other statement is dropped. A reply
+    that is only the sentinel declined. Then statements said twice go (``without_repeats``); whether the check is
+    strict is read before, since a reply may hold its markers only in the copies.
     """
-    reply = without_repeats(reply)
     declined = NOT_IN_LIBRARY in reply and not without_sentinel_lines(reply)
     draft, strict = without_sentinel(reply), False
     if not draft:
         draft = without_sentinel_lines(reply)
         strict = bool(draft)
-    return draft, strict, declined
+    return without_repeats(draft), strict, declined
 
 
 def without_empty_sections(text: str) -> str:

@@ -437,24 +437,33 @@ def without_repeats(draft: str) -> str:
     """``draft`` without statements that say again what one earlier sentence said (nearly the same content words,
     stemmed, and numbers: ``REPEAT_JACCARD``), and without the list items left empty: small models copy one list
     under every heading of a brief. Headings stay, and questions unless asked twice; headings left with nothing
-    under them go later (``answer.without_empty_sections``)."""
+    under them go later (``answer.without_empty_sections``). Of two copies the first stays, where the reader meets it,
+    even when only the later one carries a marker (the check still cites the first where a passage says it in its own
+    words)."""
     seen: list[frozenset[str]] = []
     asked: set[str] = set()
     kept: list[str] = []
+
+    def blank(piece: str) -> str:
+        return "\n" if piece.endswith("\n") else ""
+
     for piece in split_sentences(draft):
         text = strip_markers(piece).strip().strip("*_ ")
         words = frozenset(w[:6] for w in re.findall(r"[^\W\d_]{3,}", text.lower()) if w not in FUNCTION_WORDS)
         words |= numbers_in(text)  # "the 1970 Convention states…" does not repeat "the 1972 Convention states…"
         question = " ".join(re.findall(r"[^\W_]+", LIST_LABEL_START.sub("", text).lower())) if is_question(text) else ""
         if question:
-            repeated = question in asked
+            kept.append(blank(piece) if question in asked else piece)
             asked.add(question)
-        elif text.startswith("#") or len(words) < MIN_REPEAT_WORDS:
-            repeated = False
+            continue
+        if text.startswith("#") or len(words) < MIN_REPEAT_WORDS:
+            kept.append(piece)
+            continue
+        if any(len(words & earlier) >= REPEAT_JACCARD * len(words | earlier) for earlier in seen):
+            kept.append(blank(piece))
         else:
-            repeated = any(len(words & earlier) >= REPEAT_JACCARD * len(words | earlier) for earlier in seen)
             seen.append(words)
-        kept.append(("\n" if piece.endswith("\n") else "") if repeated else piece)
+            kept.append(piece)
     lines = "".join(kept).split("\n")
     original = draft.split("\n")
     if len(lines) == len(original):  # drop list items emptied here, not blank lines the draft had
