@@ -378,17 +378,17 @@ def test_a_revision_may_name_a_member_who_joined_after_the_synthesis(engine):
     from assistant.rooms.models import Version
     from conftest import ScriptedModel
 
-    SECTION = "Principles it draws on"
+    section = "Principles it draws on"
     base = run(synthesis.synthesise(engine, TOPIC, _contributions(), "alice"))
     version = Version(1, base.body, base.citations, "synthesis", "alice", "", None, "", base.backend, 0, "")
-    cited = sorted(set(markers_in(section_text(base.body, SECTION))))
+    cited = sorted(set(markers_in(section_text(base.body, section))))
     assert cited, base.body  # a revision's [1] is the section's first cited quote
     sentence = next(c["quote"] for c in base.citations if c["n"] == cited[0]).rstrip(".")
 
     def revised(people):
         reply = f"{sentence}, as Dana suggested [1]."
         scripted = AnswerEngine(engine.settings, engine.retriever, model=ScriptedModel(reply))
-        return run(synthesis.revise(scripted, TOPIC, version, SECTION, "credit Dana", "bob", people=people))
+        return run(synthesis.revise(scripted, TOPIC, version, section, "credit Dana", "bob", people=people))
 
     assert "as Dana suggested [" in revised(["alice", "bob", "carol", "dana"]).body
     assert "as Dana suggested [" not in revised(["alice", "bob", "carol"]).body
