@@ -95,8 +95,34 @@ def check_one(engine: Any, item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _read_drafts(path: Path) -> list[dict[str, Any]]:
+    """The recorded drafts of ``path``; ``ValueError`` with the line at fault if one is not a record."""
+    items = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            missing = {"id", "question", "reply", "passages"} - set(item)
+        except (json.JSONDecodeError, TypeError) as error:
+            raise ValueError(f"{path}, line {number}: not a JSON record ({error}).") from None
+        if missing:
+            raise ValueError(f"{path}, line {number}: a recorded draft needs {', '.join(sorted(missing))}.")
+        items.append(item)
+    return items
+
+
 def check(drafts: Path, out: Path | None, compare: Path | None) -> int:
-    items = [json.loads(line) for line in drafts.read_text(encoding="utf-8").splitlines() if line.strip()]
+    for path, what in ((drafts, "drafts file"), (compare, "--compare file")):
+        if path is not None and not path.is_file():
+            print(f"No {what} at {path}: record drafts with `python -m eval.drafts record …`, and write a check to "
+                  "compare with `check --out`.", file=sys.stderr)
+            return 2
+    try:
+        items = _read_drafts(drafts)
+    except ValueError as error:
+        print(error, file=sys.stderr)
+        return 2
     engine = _engine(with_model=False)
     checked = [check_one(engine, item) for item in items]
     totals = {

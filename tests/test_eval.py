@@ -263,3 +263,14 @@ def test_the_scripted_chat_user_resends_a_request_whose_connection_closed_before
     assert status == 200
     assert "a contribution" in body  # the multipart body went out whole the second time
     assert connections == 3
+
+
+def test_checking_recorded_drafts_names_a_missing_or_malformed_file(tmp_path, capsys):
+    from eval.drafts import main
+
+    assert main(["check", "--drafts", str(tmp_path / "none.jsonl")]) == 2
+    assert "No drafts file at" in capsys.readouterr().err
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "q-1", "question": "Q?", "reply": "R.", "passages": []}\nnot json\n', encoding="utf-8")
+    assert main(["check", "--drafts", str(bad)]) == 2
+    assert "line 2: not a JSON record" in capsys.readouterr().err
