@@ -257,18 +257,20 @@ class SupportJudge:
         return spelled_numbers(claim) <= spelled_numbers(evidence)
 
     @staticmethod
-    def _names_ok(claim: str, evidence: str) -> bool:
-        """The product's names rule (``assistant.citations.unknown_names``): evidence in the claim's language that
+    def _names_ok(claim: str, evidence: str, names_anywhere: frozenset[str] = frozenset()) -> bool:
+        """The product's names rule (``assistant.citations.names_unsupported``): evidence in the claim's language that
         never mentions a name the claim relies on does not support it ("Korea's cultural diplomacy…" by a sentence
-        on Vietnam's)."""
+        on Vietnam's); ``names_anywhere`` (``citations.name_keys`` of the request) makes a first word a name too."""
         from assistant.citations import claim_names, names_unsupported
         from assistant.language import detect_language
 
-        if not claim_names(claim):  # most claims name nothing: no language to detect
+        if not claim_names(claim, names_anywhere):  # most claims name nothing: no language to detect
             return True
-        return not names_unsupported(claim, detect_language(claim), evidence, detect_language(evidence))
+        return not names_unsupported(claim, detect_language(claim), evidence, detect_language(evidence), names_anywhere)
 
-    def _best(self, claim: str, text: str, context: str = "", passage: str = "") -> tuple[bool, float, Any]:
+    def _best(
+        self, claim: str, text: str, context: str = "", passage: str = "", names_anywhere: frozenset[str] = frozenset(),
+    ) -> tuple[bool, float, Any]:
         """(supported by one span of ``text``, best combined score, best span).
 
         Numbers in ``context`` (the passage's title, year, section) count as present, as for the verifier; names
@@ -286,13 +288,14 @@ class SupportJudge:
             ok = ok or (self.scorer.supports(overlap, cosine, numbers_ok) and self._numbers_ok(claim, f"{span.text} {context}"))
             if score > best_score:
                 best_score, best_span = score, span
-        return ok and self._names_ok(claim, f"{passage or text} {context}"), best_score, best_span
+        return ok and self._names_ok(claim, f"{passage or text} {context}", names_anywhere), best_score, best_span
 
     def supported(
         self, claim: str, evidence: Sequence[str], contexts: Sequence[str] = (), passages: Sequence[str] = (),
+        names_anywhere: frozenset[str] = frozenset(),
     ) -> bool:
         """Whether ``evidence`` (with its ``contexts``: title, year, section; and the whole cited ``passages``, where
-        the evidence is a quote of one) supports ``claim``.
+        the evidence is a quote of one) supports ``claim`` (``names_anywhere``: see ``_names_ok``).
 
         A claim without a content word ("3", a list number left with its marker) supports nothing, as in the
         product's verifier: e5 scores near-empty strings close, and a number alone matches any span holding it.
@@ -309,7 +312,7 @@ class SupportJudge:
         context = " ".join(c for _, c, _ in triples)
         best_spans = []
         for text, own_context, passage in triples:
-            ok, _score, span = self._best(claim, text, own_context, passage)
+            ok, _score, span = self._best(claim, text, own_context, passage, names_anywhere)
             if ok:
                 return True
             if span is not None:
@@ -321,11 +324,12 @@ class SupportJudge:
         self.scorer.prepare([span])
         whole = " ".join(p or e for e, _, p in triples)
         return (self.scorer.supports(*self.scorer.score(claim, span, numbers_in(context)))
-                and self._numbers_ok(claim, f"{joint} {context}") and self._names_ok(claim, f"{whole} {context}"))
+                and self._numbers_ok(claim, f"{joint} {context}")
+                and self._names_ok(claim, f"{whole} {context}", names_anywhere))
 
     def statement(
         self, claim: str, cited: Sequence[int], evidence: dict[int, str], contexts: dict[int, str] | None = None,
-        passages: dict[int, str] | None = None,
+        passages: dict[int, str] | None = None, names_anywhere: frozenset[str] = frozenset(),
     ) -> StatementResult:
         """ALCE's support of one statement and precision of each of its citations."""
         contexts = contexts or {}
@@ -334,7 +338,7 @@ class SupportJudge:
 
         def supported_by(numbers: Sequence[int]) -> bool:
             return self.supported(claim, [texts[m] for m in numbers], [contexts.get(m, "") for m in numbers],
-                                  [passages.get(m, "") for m in numbers])
+                                  [passages.get(m, "") for m in numbers], names_anywhere)
 
         joint = supported_by(list(texts))
         precise = []
@@ -349,9 +353,15 @@ class SupportJudge:
 
     def answer(
         self, answer: str, evidence: dict[int, str], contexts: dict[int, str] | None = None,
-        passages: dict[int, str] | None = None,
+        passages: dict[int, str] | None = None, request: str = "",
     ) -> list[StatementResult]:
-        return [self.statement(claim, cited, evidence, contexts, passages) for claim, cited in answer_statements(answer)]
+        """Each statement of ``answer`` judged; the names ``request`` uses count as names even as a first word, as in
+        the product's verifier (``citations.name_keys``)."""
+        from assistant.citations import name_keys
+
+        names_anywhere = name_keys(request)
+        return [self.statement(claim, cited, evidence, contexts, passages, names_anywhere)
+                for claim, cited in answer_statements(answer)]
 
 
 def citation_recall(statements: Sequence[StatementResult]) -> float | None:

@@ -82,7 +82,7 @@ def score_question(question: Question, output: SystemOutput, judge: SupportJudge
     if not output.abstained and judge is not None and output.answer:
         statements = judge.answer(output.answer, {n: e.text for n, e in output.evidence.items()},
                                   {n: e.context for n, e in output.evidence.items()},
-                                  {n: e.chunk_text for n, e in output.evidence.items()})
+                                  {n: e.chunk_text for n, e in output.evidence.items()}, question.question)
         record["statements"] = [s.to_dict() for s in statements]
         record["citation_recall"] = citation_recall(statements)
         record["citation_precision"] = citation_precision(statements)

@@ -110,6 +110,19 @@ def test_a_bare_number_is_supported_by_nothing():
     assert judge.supported("Article 3 concerns the Convention.", ["Article 3 of the Convention"])
 
 
+def test_the_judge_reads_a_first_word_the_request_names_as_a_name():
+    # as the product's verifier does (citations.name_keys): "Vietnam has…" in a brief on Vietnam's minister
+    from assistant.embeddings import E5Embeddings
+
+    opening = ("The General Conference of the United Nations Educational, Scientific and Cultural Organization "
+               "hereinafter referred to as UNESCO, meeting in Paris, from 29 September to 17 October 2003, at its 32nd session,")
+    answer = "Vietnam has been meeting in Paris since 29 September 2003 [1]."
+    judge = SupportJudge(E5Embeddings())
+    assert judge.answer(answer, {1: opening})[0].supported
+    briefed = judge.answer(answer, {1: opening}, request="Brief me before I meet Vietnam's deputy minister of culture.")
+    assert not briefed[0].supported
+
+
 def test_headings_and_labels_are_not_statements():
     answer = "*Extractive answer: quoted.*\n\n## Context\n- The lab gathered 18 participants in Prague [1]."
     statements = SupportJudge(None).answer(answer, {1: PRAGUE})
