@@ -473,7 +473,6 @@ class AnswerEngine:
                 question if request.mode != "synthesis" else "",  # a synthesis may rightly restate a contribution
             )
             model_draft = ModelDraft(reply, list(shown))
-            raw_draft = reply
             draft, strict, declined = checkable(reply)
             label = ""
             timings["generation_s"] = time.perf_counter() - started - timings.get("first_token_s", 0.0)
@@ -492,7 +491,7 @@ class AnswerEngine:
             # about the request, and is respected: with the current prompts no answerable request of three sets
             # (55) drew one, while off-topic ones did and got beside-the-point quotes (docs/evaluation.md).
             log.info("The model's draft kept no verified citation (%s); answering with quotes. Draft: %.600s",
-                     report.to_dict(), raw_draft)
+                     report.to_dict(), model_draft.reply if model_draft else "")
             fallback = await asyncio.to_thread(self._extractive, query, passages, request.mode, language, verifier)
             if fallback:
                 text, citations, report = await asyncio.to_thread(verifier.verify, fallback, passages)

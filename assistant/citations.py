@@ -283,7 +283,7 @@ def names_unsupported(
 ) -> list[str]:
     """``unknown_names`` of ``claim`` in ``evidence``, read only when both are in the same language, since names
     change across languages ("La Haye", "The Hague"): the rule the verifier applies and the evaluation's judge."""
-    if claim_language != evidence_language or not claim_names(claim, names_anywhere, claim_language):
+    if claim_language != evidence_language:
         return []
     return unknown_names(claim, evidence, names_anywhere, claim_language)
 
@@ -464,11 +464,10 @@ def without_repeats(draft: str) -> str:
         else:
             seen.append(words)
             kept.append(piece)
-    lines = "".join(kept).split("\n")
-    original = draft.split("\n")
-    if len(lines) == len(original):  # drop list items emptied here, not blank lines the draft had
-        lines = [line for line, was in zip(lines, original) if line.strip() or not was.strip()]
-        lines = [line for line in lines if not (LIST_MARKER_LINE.fullmatch(line) and line.strip())]
+    # a dropped piece keeps its line break, so ``kept`` has the draft's lines: drop those emptied here (a list item
+    # left with its marker too), not the blank lines the draft had
+    lines = [line for line, was in zip("".join(kept).split("\n"), draft.split("\n")) if line.strip() or not was.strip()]
+    lines = [line for line in lines if not (LIST_MARKER_LINE.fullmatch(line) and line.strip())]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
