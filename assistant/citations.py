@@ -437,10 +437,9 @@ def without_repeats(draft: str) -> str:
     """``draft`` without statements that say again what one earlier sentence said (nearly the same content words,
     stemmed, and numbers: ``REPEAT_JACCARD``), and without the list items left empty: small models copy one list
     under every heading of a brief. Headings stay, and questions unless asked twice; headings left with nothing
-    under them go later (``answer.without_empty_sections``). Of two copies the first stays, where the reader meets it,
-    even when only the later one carries a marker (the check still cites the first where a passage says it in its own
-    words)."""
-    seen: list[frozenset[str]] = []
+    under them go later (``answer.without_empty_sections``). Of two copies the first stays, where the reader meets it;
+    when only a later copy carries markers, they move to the first."""
+    seen: list[tuple[frozenset[str], int]] = []  # each first copy's words and its place in ``kept``
     asked: set[str] = set()
     kept: list[str] = []
 
@@ -459,16 +458,27 @@ def without_repeats(draft: str) -> str:
         if text.startswith("#") or len(words) < MIN_REPEAT_WORDS:
             kept.append(piece)
             continue
-        if any(len(words & earlier) >= REPEAT_JACCARD * len(words | earlier) for earlier in seen):
-            kept.append(blank(piece))
-        else:
-            seen.append(words)
+        first = next((at for earlier, at in seen if len(words & earlier) >= REPEAT_JACCARD * len(words | earlier)), None)
+        if first is None:
+            seen.append((words, len(kept)))
             kept.append(piece)
+            continue
+        kept.append(blank(piece))
+        if not MARKER.search(kept[first]) and (markers := "".join(m.group(0) for m in MARKER.finditer(piece))):
+            kept[first] = with_markers(kept[first], markers)
     # a dropped piece keeps its line break, so ``kept`` has the draft's lines: drop those emptied here (a list item
     # left with its marker too), not the blank lines the draft had
     lines = [line for line, was in zip("".join(kept).split("\n"), draft.split("\n")) if line.strip() or not was.strip()]
     lines = [line for line in lines if not (LIST_MARKER_LINE.fullmatch(line) and line.strip())]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def with_markers(sentence: str, markers: str) -> str:
+    """``sentence`` with citation ``markers`` (" [2][3]") placed before its closing punctuation and emphasis."""
+    body = sentence.rstrip()
+    end = re.search(r"[.!?;:…]?[*_)\"'”]*$", body)
+    cut = end.start() if end else len(body)
+    return body[:cut] + markers + body[cut:] + sentence[len(body):]
 
 
 def cited_numbers(sentence: str) -> list[int]:
@@ -609,6 +619,10 @@ class SupportScorer:
         return max(overlap, (cosine - 0.7) / 0.3 if cosine else 0.0)
 
 
+COPIED_SUPPORT = 0.8  # share of a claim's words a passage span must hold for the claim to copy it
+COPIED_MARGIN = 0.25  # how much closer that span must be than the cited one's before the citation moves to it
+
+
 @dataclass
 class _Support:
     passage_index: int
@@ -673,7 +687,8 @@ class CitationVerifier:
 
         An uncited sentence that a passage supports in its own words gets that citation ("added"). One that
         reads like a claim but that no passage supports is kept as a transition or suggestion, marked with
-        ``UNSOURCED`` and counted; with ``strict`` (a draft that cited nothing at all) it is dropped.
+        ``UNSOURCED`` and counted; with ``strict`` (a draft that cited nothing at all) it is dropped. A claim that
+        copies another passage's words while the one it cites only resembles it is cited to the one it copies.
         """
         report = VerificationReport()
         citations: list[Citation] = []
@@ -703,8 +718,13 @@ class CitationVerifier:
                 if 1 <= n <= len(passages):
                     support = self.best_support(claim, passages[n - 1], n - 1)
                 if support is not None:
-                    supports.append((support, "kept"))
-                    report.kept += 1
+                    closer = self._copied_from(claim, passages, support, {s.passage_index for s, _ in supports})
+                    if closer is not None:
+                        supports.append((closer, "retargeted"))
+                        report.retargeted += 1
+                    else:
+                        supports.append((support, "kept"))
+                        report.kept += 1
                     continue
                 alternative = self._retarget(claim, passages, exclude={s.passage_index for s, _ in supports})
                 if alternative is not None:
@@ -736,6 +756,16 @@ class CitationVerifier:
             else:
                 out.append(f"{body} {marks}{trailing}")
         return "".join(out).strip(), citations, report
+
+    def _copied_from(
+        self, claim: str, passages: Sequence[Passage], cited: _Support, exclude: set[int],
+    ) -> _Support | None:
+        """Another passage whose words ``claim`` copies, when the one it cites only resembles it: small models
+        quote one passage and put another's number on it."""
+        if cited.score >= COPIED_SUPPORT:
+            return None
+        other = self._retarget(claim, passages, exclude | {cited.passage_index}, COPIED_SUPPORT)
+        return other if other is not None and other.score >= cited.score + COPIED_MARGIN else None
 
     def _retarget(
         self, claim: str, passages: Sequence[Passage], exclude: set[int], min_overlap: float = 0.0,

@@ -186,6 +186,49 @@ def test_a_statement_said_again_is_dropped_once_said():
     assert "## Common ground" in kept and "\n\n\n" not in kept and not re.search(r"^\s*(?:-|\d+\.)\s*$", kept, re.M)
 
 
+def test_a_copy_that_cites_lends_its_marker_to_the_first_copy():
+    draft = ("## Principles\n- Parties shall integrate culture in their development policies at all levels.\n\n"
+             "## Talking points\n- [3] Parties shall integrate culture in their development policies at all levels.\n"
+             "- The Fund supports projects in developing countries [2].\n"
+             "- The Fund supports projects in developing countries [4].")
+    kept = without_repeats(draft)
+    assert "- Parties shall integrate culture in their development policies at all levels [3]." in kept
+    assert kept.count("integrate culture") == 1
+    # a first copy that cites keeps its own marker
+    assert "developing countries [2]." in kept and "[4]" not in kept
+
+
+ARTICLE_4 = (
+    "The High Contracting Parties undertake to respect cultural property situated within their own territory as "
+    "well as within the territory of other High Contracting Parties by refraining from any use of the property and "
+    "its immediate surroundings or of the appliances in use for its protection for purposes which are likely to "
+    "expose it to destruction or damage in the event of armed conflict; and by refraining from any act of "
+    "hostility, directed against such property."
+)
+ARTICLE_8 = (
+    "4. The guarding of cultural property mentioned in paragraph 1 above by armed custodians specially empowered to "
+    "do so, or the presence, in the vicinity of such cultural property, of police forces normally responsible for "
+    "the maintenance of public order shall not be deemed to be used for military purposes.\n\n"
+    "5. If any cultural property mentioned in paragraph 1 of the present Article is situated near an important "
+    "military objective as defined in the said paragraph, it may nevertheless be placed under special protection "
+    "if the High Contracting Party asking for that protection undertakes, in the event of armed conflict, to make "
+    "no use of the objective and particularly, in the case of a port, railway station or aerodrome, to divert all "
+    "traffic therefrom."
+)
+
+
+def test_a_claim_copied_from_one_passage_is_cited_to_it_not_to_the_look_alike_it_numbers(verifier):
+    claim = ("Countries are required to respect cultural property situated within their own territory as well as "
+             "within the territory of other High Contracting Parties by refraining from any use of the property "
+             "which is likely to expose it to destruction or damage [1].")
+    look_alike, source = passage(ARTICLE_8, 1), passage(ARTICLE_4, 2)
+    # the passage it numbers passes the check on its own: same convention, same legal words
+    assert [c.chunk_id for c in verifier.verify(claim, [look_alike])[1]] == ["c1"]
+    text, citations, report = verifier.verify(claim, [look_alike, source])
+    assert [c.chunk_id for c in citations] == ["c2"] and report.retargeted == 1
+    assert citations[0].quote.startswith("The High Contracting Parties undertake to respect cultural property")
+
+
 def test_names_a_claim_relies_on():
     assert claim_names("Vietnam's deputy minister will meet the Korean ambassador in June [1].") == {"Vietnam", "Korean", "June"}
     # a list item's label is the model's heading, "NGOs" a kind of organisation, "IV" a number
