@@ -106,6 +106,8 @@ class ModelDraft:
 
     reply: str
     passages: list[Passage]
+    # the numbered passages as the prompt showed them (query-focused excerpts for a CPU model): what the model read
+    prompt_passages: str = ""
 
 
 @dataclass
@@ -458,7 +460,7 @@ class AnswerEngine:
                     passage_excerpts, excerpt_query(query, request), passages, verifier.scorer,
                     self.excerpt_budget(request), cross_lingual,
                 )
-            prompt, shown = self._prompt(question, passages, request, language, excerpts)
+            prompt, shown, block = self._prompt(question, passages, request, language, excerpts)
             timings["prompt_tokens"] = float(count_tokens(prompt))
             chunks: list[str] = []
             async for token in self.model.stream(
@@ -472,7 +474,7 @@ class AnswerEngine:
                 "".join(chunks), [self.prompts["rules"].template, self.prompts[request.mode].template],
                 question if request.mode != "synthesis" else "",  # a synthesis may rightly restate a contribution
             )
-            model_draft = ModelDraft(reply, list(shown))
+            model_draft = ModelDraft(reply, list(shown), block)
             draft, strict, declined = checkable(reply)
             label = ""
             timings["generation_s"] = time.perf_counter() - started - timings.get("first_token_s", 0.0)
@@ -555,7 +557,7 @@ class AnswerEngine:
         """
         if self.model is None:
             return
-        prompt, _ = self._prompt("", [], AnswerRequest("", mode=mode), language)
+        prompt, _, _ = self._prompt("", [], AnswerRequest("", mode=mode), language)
         prefix = prompt.split("Passages:", 1)[0] + "Passages:"
         async for _token in self.model.stream([{"role": "user", "content": prefix}], max_tokens=1, temperature=0.0):
             pass
@@ -743,7 +745,8 @@ class AnswerEngine:
     def _prompt(
         self, question: str, passages: Sequence[Passage], request: AnswerRequest, language: str,
         excerpts: Sequence[str | None] | None = None,
-    ) -> tuple[str, list[Passage]]:
+    ) -> tuple[str, list[Passage], str]:
+        """``request``'s prompt, the passages it numbers, and their block as the prompt shows them."""
         name = request.mode
         rules = self._rules(language)
         contributions = "\n".join(
@@ -755,4 +758,5 @@ class AnswerEngine:
         block, used = format_passages(passages, max(budget, 300), excerpts)
         values = dict(rules=rules, passages=block, question=question, language=language_name(language),
                       not_in_library=NOT_IN_LIBRARY, contributions=contributions or "(none)")
-        return self.prompts[name].render(**{k: v for k, v in values.items() if "{" + k + "}" in self.prompts[name].template}), used
+        template = self.prompts[name].template
+        return self.prompts[name].render(**{k: v for k, v in values.items() if "{" + k + "}" in template}), used, block

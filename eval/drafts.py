@@ -64,6 +64,7 @@ def record(question_files: list[Path], out: Path) -> int:
                     sink.write(json.dumps({
                         "id": question.id, "question": question.question, "mode": question.mode, "reply": draft.reply,
                         "passages": [dataclasses.asdict(p) for p in draft.passages],
+                        "prompt_passages": draft.prompt_passages,
                     }, ensure_ascii=False) + "\n")
                     sink.flush()
                     written += 1

@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from eval.metrics import Evidence, Question, SupportJudge, load_questions
+from eval.metrics import Evidence, Question, SupportJudge, contains_gold, load_questions
 from eval.scoring import SystemOutput, aggregate, latency_by_mode, score_question
 
 log = logging.getLogger(__name__)
@@ -122,12 +122,15 @@ async def run_policylab(engine: Any, question: Question) -> SystemOutput:
                 for c in answer.citations}
     timings = {k: v for k, v in answer.timings.items() if k.endswith("_s")}
     best = max((p.dense_score or 0.0 for p in answer.passages), default=0.0)
+    read = answer.model_draft.prompt_passages if answer.model_draft else None
+    # of each gold quote, whether the model read it (its passage's excerpt in the prompt): where a quote was lost
+    in_prompt = {"gold_in_prompt": [contains_gold(read, g["quote"]) for g in question.gold]} if read is not None else {}
     return SystemOutput(ranking=ranking, answer=answer.answer, abstained=answer.abstained, evidence=evidence,
                         timings=timings, extra={"best_dense_score": round(best, 4), "backend": answer.backend,
                                "model_fallback": answer.model_fallback, "model_declined": answer.model_declined,
                                # what the verifier did to the draft: kept / retargeted / added / removed, dropped sentences
                                "verification": answer.verification.to_dict(),
-                               "citation_status": {c.n: c.status for c in answer.citations}})
+                               "citation_status": {c.n: c.status for c in answer.citations}, **in_prompt})
 
 
 async def _run_all(config: EvalConfig, settings: Any, questions: list[Question], progress: Progress) -> dict[str, Any]:

@@ -19,6 +19,7 @@ LABELS = {
     "retrieval_recall@1": "retrieval recall@1", "retrieval_recall@5": "retrieval recall@5",
     "retrieval_recall@10": "retrieval recall@10", "mrr": "MRR (top 10)", "citation_recall": "citation recall (ALCE)",
     "citation_precision": "citation precision (ALCE)", "gold_coverage": "gold coverage",
+    "gold_in_prompt": "gold quotes the model read",
     "abstention_accuracy": "abstention accuracy", "false_abstention_rate": "false abstention rate ↓",
     "model_fallback_rate": "answered by quotes after the model failed ↓",
     "language_accuracy": "language accuracy", "must_mention": "must-mention hit rate",

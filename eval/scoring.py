@@ -115,6 +115,8 @@ def aggregate(questions: Sequence[Question], records: Sequence[dict[str, Any]]) 
         metrics["citation_precision"] = mean(r.get("citation_precision") for r in answered)
         covered = [c for q, r in with_gold for c in r["gold_covered"]]
         metrics["gold_coverage"] = _fraction(sum(covered), len(covered))
+        read = [c for _, r in with_gold for c in r.get("gold_in_prompt", [])]
+        metrics["gold_in_prompt"] = _fraction(sum(read), len(read))
         unanswerable = [(q, r) for q, r in zip(questions, records) if not q.answerable]
         metrics["abstention_accuracy"] = _fraction(
             sum(r["abstained"] and not r["citations"] for _, r in unanswerable), len(unanswerable))

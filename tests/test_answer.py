@@ -16,7 +16,7 @@ from assistant.prompts import load_all
 from assistant.retrieval import Retriever, SearchFilters
 from assistant.tokens import count_tokens
 from conftest import DEV_SET, KNOWLEDGE, ScriptedModel, make_settings, prose_sentences
-from eval.metrics import load_questions
+from eval.metrics import contains_gold, load_questions
 
 pytestmark = pytest.mark.slow
 
@@ -449,6 +449,20 @@ class CpuModel(ScriptedModel):
         self.prompts.append(messages[-1]["content"])
         async for piece in super().stream(messages, max_tokens, temperature):
             yield piece
+
+
+def test_the_model_draft_keeps_the_passages_as_the_model_read_them(engine):
+    # eval's gold_in_prompt reads them: a gold quote retrieval found but the excerpts left out is told apart
+    model = CpuModel("The Convention covers cultural policies [1].")
+    question = "What does the 2005 Convention say about cultural policies?"
+    answer = run(AnswerEngine(engine.settings, engine.retriever, model=model), AnswerRequest(question))
+    read = answer.model_draft.prompt_passages
+    assert read and read in model.prompts[-1] and read.lstrip().startswith("[1]")
+    whole = "\n".join(p.text for p in answer.model_draft.passages)
+    assert len(read) < len(whole)  # excerpts, not whole passages
+    left_out = [s for p in answer.model_draft.passages for s in prose_sentences(p.text) if len(s.split()) >= 8]
+    assert any(not contains_gold(read, s) for s in left_out)  # a sentence of the passages the model never read
+    assert all(contains_gold(read, s) for s in prose_sentences(read.split("\n", 1)[1]) if len(s.split()) >= 8)
 
 
 def test_a_synthesis_gets_a_fixed_share_of_the_excerpt_budget_whatever_its_contributions(engine):

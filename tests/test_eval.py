@@ -162,6 +162,11 @@ def test_abstention_metrics_and_omitted_metrics():
     assert metrics["citation_recall"] == metrics["citation_precision"] == 1.0
     assert metrics["gold_coverage"] == 0.5 and metrics["must_mention"] == 1.0 and metrics["language_accuracy"] == 1.0
     assert metrics["latency_total_s_p50"] == 0.3
+    assert "gold_in_prompt" not in metrics  # no model read a prompt
+    outputs[0].extra["gold_in_prompt"] = [True]
+    outputs[2].extra["gold_in_prompt"] = [False]
+    read = aggregate(questions, [score_question(q, o, judge) for q, o in zip(questions, outputs)])
+    assert read["gold_in_prompt"] == 0.5
     retrieval_only = aggregate(questions, [score_question(q, SystemOutput(ranking=o.ranking), judge)
                                            for q, o in zip(questions, outputs)])
     assert "citation_precision" not in retrieval_only and "retrieval_recall@5" in retrieval_only
