@@ -476,8 +476,7 @@ def without_repeats(draft: str) -> str:
 def with_markers(sentence: str, markers: str) -> str:
     """``sentence`` with citation ``markers`` (" [2][3]") placed before its closing punctuation and emphasis."""
     body = sentence.rstrip()
-    end = re.search(r"[.!?;:…]?[*_)\"'”]*$", body)
-    cut = end.start() if end else len(body)
+    cut = re.search(r"[.!?;:…]?[*_)\"'”]*$", body).start()  # the pattern matches, if only the empty end
     return body[:cut] + markers + body[cut:] + sentence[len(body):]
 
 
@@ -619,7 +618,7 @@ class SupportScorer:
         return max(overlap, (cosine - 0.7) / 0.3 if cosine else 0.0)
 
 
-COPIED_SUPPORT = 0.8  # share of a claim's words a passage span must hold for the claim to copy it
+COPIED_SUPPORT = 0.8  # a claim copies a span holding this share of its words; a cited span scoring this is close enough
 COPIED_MARGIN = 0.25  # how much closer that span must be than the cited one's before the citation moves to it
 
 
