@@ -19,7 +19,9 @@ from assistant.citations import (
     DEMONYM_SUFFIXES, GENERIC_ACRONYMS, MARKER, SAME_DOCUMENT, UNSOURCED, Citation, CitationVerifier,
     VerificationReport, cited_numbers, drop_prompt_echo, strip_markers, without_repeats,
 )
-from assistant.counterparts import dated_names, instrument_citations, missing_dated_names, missing_instruments
+from assistant.counterparts import (
+    MENTIONED, MISSING, cited_as, dated_name_holdings, dated_names, instrument_citations, instrument_holdings,
+)
 from assistant.embeddings import embed_queries, unit_rows
 from assistant.excerpts import passage_excerpts
 from assistant.extractive import NAME_RUN, extractive_answer
@@ -440,6 +442,7 @@ class AnswerEngine:
         if self.refuses(question, standalone, gate_passages, request):
             yield finish(self._abstention(language, passages, request), [], True, VerificationReport())
             return
+        notes = self._only_mentioned_notes(question, standalone, gate_passages, request, language)
 
         # its sentence vectors serve the draft, then the check
         verifier = self.verifier_for(passages, [c.get("author", "") for c in request.contributions],
@@ -515,9 +518,7 @@ class AnswerEngine:
         if not citations:
             yield finish(self._abstention(language, passages, request), [], True, report)
             return
-        text = without_empty_sections(text)
-        if label:
-            text = f"*{label}*\n\n{text}"
+        text = "\n\n".join([*(f"*{line}*" for line in [label, *notes] if line), without_empty_sections(text)])
         if UNSOURCED in text:
             text = f"{text}\n\n*{message('unsourced_note', language)}*"
         yield finish(text, citations, False, report)
@@ -658,16 +659,35 @@ class AnswerEngine:
         """The request dates what it asks about, and the library holds none of it: instruments cited by year
         ("the 1995 UNIDROIT Convention") or names next to a year ("ASEF LinkUp in 2025", "the EU's 2016 Joint
         Communication"). Passages on the same theme from other instruments, or another year's edition, would
-        answer a question that was not asked. The question as typed is read first, then ``query`` (a follow-up's
-        rewrite)."""
-        instruments = instrument_citations(question) or instrument_citations(query)
-        names = dated_names(question) or dated_names(query)
+        answer a question that was not asked."""
+        holdings = self._cited_sources(question, query, passages, request)
+        return bool(holdings) and all(holding == MISSING for _, holding in holdings)
+
+    def _cited_sources(
+        self, question: str, query: str, passages: Sequence[Passage], request: AnswerRequest
+    ) -> list[tuple[str, str]]:
+        """The sources the request cites by year, as it words them, each with what the library has of it (``HELD``,
+        ``MENTIONED`` by a passage only, or ``MISSING``; see :mod:`assistant.counterparts`). The question as typed
+        is read first, then ``query`` (a follow-up's rewrite)."""
+        instruments_in = question if instrument_citations(question) else query
+        names_in = question if dated_names(question) else query
+        instruments, names = instrument_citations(instruments_in), dated_names(names_in)
         if not instruments and not names:
-            return False
+            return []
         documents = list(self.retriever.allowed_documents(request.filters, request.viewer).values())
         evidence = " ".join(f"{p.title} {p.section} {p.text}" for p in passages).lower()
-        missing = missing_instruments(instruments, documents, evidence) + missing_dated_names(names, documents, passages)
-        return len(missing) == len(instruments) + len(names)
+        holdings = instrument_holdings(instruments, documents, evidence) + dated_name_holdings(names, documents, passages)
+        wordings = [cited_as(instruments_in, *c) for c in instruments] + [cited_as(names_in, *c) for c in names]
+        return list(zip(wordings, holdings))
+
+    def _only_mentioned_notes(
+        self, question: str, query: str, passages: Sequence[Passage], request: AnswerRequest, language: str
+    ) -> list[str]:
+        """A note for each source the request cites that the library does not hold but its passages mention
+        ("What does the MONDIACULT 2022 Declaration say…": a report mentions it), so that an answer from those
+        passages is not taken for the source's own words."""
+        return [message("only_mentioned", language, source=source)
+                for source, holding in self._cited_sources(question, query, passages, request) if holding == MENTIONED]
 
     def _out_of_scope(self, question: str, passages: Sequence[Passage], mode: str) -> bool:
         if not passages:

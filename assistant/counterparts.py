@@ -304,21 +304,31 @@ def instrument_citations(request: str) -> list[tuple[str, frozenset[str]]]:
     return citations
 
 
+HELD, MENTIONED, MISSING = "held", "mentioned", "missing"  # what the library has of a source a request cites
+
+
+def instrument_holdings(
+    citations: Sequence[tuple[str, frozenset[str]]], documents: Iterable[DocumentInfo], evidence: str
+) -> list[str]:
+    """For each cited instrument (``instrument_citations``), what the library has of it: ``HELD`` (a document of
+    that year), ``MENTIONED`` (no such document, but ``evidence``, the retrieved passages' text in lower case,
+    names it: its name words if it has any, "UNIDROIT", else its year) or ``MISSING``."""
+    years = {str(doc.year) for doc in documents if doc.year}
+    holdings = []
+    for year, names in citations:
+        mentioned = all(name.lower() in evidence for name in names) if names else year in evidence
+        holdings.append(HELD if year in years else MENTIONED if mentioned else MISSING)
+    return holdings
+
+
 def missing_instruments(
     citations: Sequence[tuple[str, frozenset[str]]], documents: Iterable[DocumentInfo], evidence: str
 ) -> list[str]:
     """The years of the cited instruments (``instrument_citations``) that the library does not hold: no document
     of that year, and ``evidence`` (the retrieved passages' text, lower case) does not mention the instrument
     either — its name words if it has any ("UNIDROIT"), else its year."""
-    years = {str(doc.year) for doc in documents if doc.year}
-    missing = []
-    for year, names in citations:
-        if year in years:
-            continue
-        mentioned = all(name.lower() in evidence for name in names) if names else year in evidence
-        if not mentioned:
-            missing.append(year)
-    return missing
+    holdings = instrument_holdings(citations, documents, evidence)
+    return [year for (year, _), holding in zip(citations, holdings) if holding == MISSING]
 
 
 IDENTIFIER = re.compile(r"[A-Z][A-Z0-9]+|\w*\d\w*|[A-Z][a-z]+[A-Z]\w*")  # ASEF, G7, LinkUp
@@ -371,25 +381,63 @@ def _mentions(text: str, identifier: str) -> bool:
     return re.search(rf"\b{re.escape(fold(identifier))}\w{{0,2}}\b", text) is not None
 
 
-def missing_dated_names(
+def dated_name_holdings(
     citations: Sequence[tuple[str, frozenset[str]]], documents: Iterable[DocumentInfo], passages: Sequence[Passage]
 ) -> list[str]:
-    """The years of ``dated_names`` the library has nothing on: no document of that year naming them (in its
-    metadata or a retrieved passage of it), and no retrieved passage naming them together with the year."""
+    """For each of ``dated_names``, what the library has of it: ``HELD`` (a document of that year naming the
+    identifiers in its metadata or a retrieved passage of it), ``MENTIONED`` (no such document, but a retrieved
+    passage names them together with the year) or ``MISSING``."""
     by_year: dict[str, list[DocumentInfo]] = {}
     for doc in documents:
         if doc.year:
             by_year.setdefault(str(doc.year), []).append(doc)
     texts = [(p.doc_id, fold(f"{p.section} {p.text}")) for p in passages]
-    missing = []
+    holdings = []
     for year, names in citations:
         that_year = (
             fold(" ".join([doc.title, doc.publisher, doc.country, doc.region, doc.source_file]))
             + " " + " ".join(text for doc_id, text in texts if doc_id == doc.doc_id)
             for doc in by_year.get(year, [])
         )  # what each document of that year says of itself and in its retrieved passages
-        held = any(all(_mentions(about, name) for name in names) for about in that_year) or any(
-            year in text and all(_mentions(text, name) for name in names) for _, text in texts)
-        if not held:
-            missing.append(year)
-    return missing
+        if any(all(_mentions(about, name) for name in names) for about in that_year):
+            holdings.append(HELD)
+        elif any(year in text and all(_mentions(text, name) for name in names) for _, text in texts):
+            holdings.append(MENTIONED)
+        else:
+            holdings.append(MISSING)
+    return holdings
+
+
+def missing_dated_names(
+    citations: Sequence[tuple[str, frozenset[str]]], documents: Iterable[DocumentInfo], passages: Sequence[Passage]
+) -> list[str]:
+    """The years of ``dated_names`` the library has nothing on: no document of that year naming them (in its
+    metadata or a retrieved passage of it), and no retrieved passage naming them together with the year."""
+    holdings = dated_name_holdings(citations, documents, passages)
+    return [year for (year, _), holding in zip(citations, holdings) if holding == MISSING]
+
+
+def cited_as(request: str, year: str, names: frozenset[str]) -> str:
+    """How ``request`` words a source it cites by ``year`` and name words, for a message: the year with the run of
+    name words, type words and the words that link them (``DATE_LINK_WORDS``) around it ("MONDIACULT 2022 declaration", "ASEF LinkUp in 2025",
+    "Convention de La Haye de 1954"), link words trimmed from both ends; the year alone if the request does
+    not hold it as a word."""
+    tokens = list(re.finditer(r"[\w'’-]+|[^\w\s]", request))
+    at = next((i for i, token in enumerate(tokens) if token.group(0) == year), None)
+    if at is None:
+        return year
+
+    def part_of_citation(word: str) -> bool:
+        parts = re.sub(r"['’]s$", "", word).split("-")
+        return any(part in names or _is_type_word(fold(part)) or fold(part) in DATE_LINK_WORDS for part in parts)
+
+    first = last = at
+    while first > 0 and part_of_citation(tokens[first - 1].group(0)):
+        first -= 1
+    while last < len(tokens) - 1 and part_of_citation(tokens[last + 1].group(0)):
+        last += 1
+    while first < at and fold(tokens[first].group(0)) in DATE_LINK_WORDS:
+        first += 1
+    while last > at and fold(tokens[last].group(0)) in DATE_LINK_WORDS:
+        last -= 1
+    return request[tokens[first].start():tokens[last].end()]

@@ -278,6 +278,24 @@ def test_an_instrument_the_library_does_not_hold_is_refused_though_its_theme_is_
     assert not held.abstained and held.citations  # the instrument it cites is in the library
 
 
+def test_an_answer_on_a_source_the_library_only_mentions_says_so(engine):
+    # The library does not hold the MONDIACULT 2022 Declaration; the ASEF report mentions it. The answer quotes the
+    # report, and says that the declaration's own text is not in the library, in the user's language.
+    for question, language, wording in [
+        ("What does the MONDIACULT 2022 Declaration say about culture and sustainable development?", "en",
+         "MONDIACULT 2022 Declaration"),
+        ("Que dit la Déclaration MONDIACULT de 2022 sur la culture et le développement durable ?", "fr",
+         "Déclaration MONDIACULT de 2022"),
+    ]:
+        answer = run(engine, AnswerRequest(question))
+        assert not answer.abstained and answer.citations, question
+        assert any(c.source_file.startswith("asef-linkup") and "MONDIACULT" in c.quote for c in answer.citations)
+        assert message("only_mentioned", language, source=wording) in answer.answer, answer.answer
+    held = run(engine, AnswerRequest("What does the 2005 Convention say about cultural policies?"))
+    assert held.citations and message("only_mentioned", "en", source="2005 Convention") not in held.answer
+    assert "only passages that mention it" not in held.answer
+
+
 def test_a_protocol_the_library_does_not_hold_is_refused_though_its_convention_is_held(engine):
     # The 1954 Hague Convention is in the library; its 1999 Second Protocol is not, and "Protocol" was no
     # instrument type, so its questions were answered from the Convention's preamble.

@@ -120,6 +120,44 @@ def test_instruments_cited_by_year_that_the_library_does_not_hold():
     assert missing_instruments(instrument_citations(both), library, evidence) == ["1995"] and len(instrument_citations(both)) == 2
 
 
+def test_a_cited_source_is_held_mentioned_or_missing():
+    from assistant.counterparts import HELD, MENTIONED, MISSING, dated_name_holdings, dated_names, instrument_citations, instrument_holdings
+    from assistant.types import Passage
+
+    c1970 = DocumentInfo("c1970", "c1970.md", "Convention on illicit traffic", year=1970, doc_type="convention")
+    asef = DocumentInfo("asef", "asef-linkup-2024.txt", "How Do We Navigate Cultural Diplomacy?",
+                        publisher="Asia-Europe Foundation (ASEF)", year=2024, doc_type="report")
+    article = DocumentInfo("mag", "mag-2025.txt", "How cultural diplomacy fosters partnerships", year=2025)
+    library = [c1970, asef, article]
+    report = "insights from events such as the unesco mondiacult 2022 declaration gave new momentum"
+    cited = instrument_citations("Compare the 1970 Convention, the MONDIACULT 2022 Declaration and the 1995 UNIDROIT Convention.")
+    assert instrument_holdings(cited, library, report) == [HELD, MENTIONED, MISSING]
+
+    def passage(doc: DocumentInfo, text: str) -> Passage:
+        return Passage(f"{doc.doc_id}-1", doc.doc_id, text, doc.source_file, doc.title, doc.publisher, doc.year,
+                       doc.doc_type, "", "", "en", None, 0, "", 0, len(text))
+    recap = passage(article, "At its 2023 meeting the G7 agreed on restitution.")
+    lab = passage(asef, "The second edition of ASEF LinkUp gathered 18 participants in Prague.")
+    assert dated_name_holdings(dated_names("What did the ASEF LinkUp 2024 fellows propose?"), library, [lab]) == [HELD]
+    assert dated_name_holdings(dated_names("What did the 2023 G7 decide?"), library, [recap, lab]) == [MENTIONED]
+    assert dated_name_holdings(dated_names("What did the 2023 G7 decide?"), library, [lab]) == [MISSING]
+
+
+def test_a_cited_source_is_named_as_the_request_words_it():
+    from assistant.counterparts import cited_as, dated_names, instrument_citations
+
+    def wording(request: str) -> list[str]:
+        return [cited_as(request, *c) for c in instrument_citations(request) + dated_names(request)]
+
+    assert wording("What does the MONDIACULT 2022 declaration say about culture?") == ["MONDIACULT 2022 declaration"]
+    assert wording("Que prévoit la Convention de La Haye de 1954 ?") == ["Convention de La Haye de 1954"]
+    assert wording("Was sagt die MONDIACULT-Erklärung von 2022?") == ["MONDIACULT-Erklärung von 2022"]
+    assert wording("Brief me on the third edition of ASEF LinkUp in 2025.") == ["ASEF LinkUp in 2025"]
+    # a citation stops at the sentence's end and at another year
+    assert wording("Under the 1972 Convention. Give examples.") == ["1972 Convention"]
+    assert wording("the 1972 World Heritage Convention and the 2003 Convention")[0] == "1972 World Heritage Convention"
+
+
 def test_names_dated_by_a_year_that_the_library_does_not_hold():
     from assistant.counterparts import dated_names, missing_dated_names
     from assistant.types import Passage
