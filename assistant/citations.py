@@ -22,6 +22,7 @@ import bm25s.stopwords as bm25_stopwords
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
+from assistant.attribution import attributes_to_sources
 from assistant.language import detect_language
 from assistant.types import Passage, short_section
 
@@ -686,7 +687,8 @@ class CitationVerifier:
 
         An uncited sentence that a passage supports in its own words gets that citation ("added"). One that
         reads like a claim but that no passage supports is kept as a transition or suggestion, marked with
-        ``UNSOURCED`` and counted; with ``strict`` (a draft that cited nothing at all) it is dropped. A claim that
+        ``UNSOURCED`` and counted, unless it says what the sources say (:func:`attributes_to_sources`) or
+        ``strict`` is set (a draft that cited nothing at all): then it is dropped. A claim that
         copies another passage's words while the one it cites only resembles it is cited to the one it copies.
         """
         report = VerificationReport()
@@ -704,7 +706,9 @@ class CitationVerifier:
                 # of so many embedding similarities is often a loose match, so it takes the passage's own words.
                 found = self._retarget(claim, passages, set(), LEXICAL_SUPPORT) if claim_like else None
                 if found is None:  # a transition, a suggestion or a question: kept, counted
-                    if strict and claim_like:
+                    # ...but not a claim about what the sources say ("The Convention acknowledges…"): that needs
+                    # a checked citation, like any other
+                    if claim_like and (strict or attributes_to_sources(claim)):
                         report.dropped_sentences.append(claim)
                         continue
                     report.uncited_sentences += int(claim_like)

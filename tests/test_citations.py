@@ -276,6 +276,20 @@ def test_sentence_stated_from_a_passage_without_a_marker_gets_its_citation(verif
     assert report.uncited_sentences == 1
 
 
+def test_an_uncited_claim_about_what_a_source_says_is_dropped_not_marked(verifier, passages):
+    # No passage says any of the first three; the first two put words in a source's mouth, the third is the model's own
+    # suggestion. Only the suggestion may stay, marked as not from the library.
+    answer = ("The Convention acknowledges sensitivities over sites in disputed territories. "
+              "According to the lab report, ministries fund artist residencies every year. "
+              "Ministries should fund artist residencies every year. "
+              "Parties report to UNESCO every four years on their measures [2].")
+    text, citations, report = verifier.verify(answer, passages)
+    assert "disputed territories" not in text and "According to" not in text
+    assert "Ministries should fund artist residencies every year †." in text
+    assert [c.chunk_id for c in citations] == ["c2"]
+    assert len(report.dropped_sentences) == 2 and report.uncited_sentences == 1
+
+
 def test_prompt_echo_is_dropped_but_the_requested_headings_stay():
     template = "Current text of the section \"{section}\":\n{current}\n## Their stated principles and priorities\n"
     draft = ("Current text of the section \"Rationale\":\n"

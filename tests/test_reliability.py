@@ -292,7 +292,8 @@ def test_local_model_server_killed_mid_answer_then_restarted(library_dir, tmp_pa
         with pytest.raises(ModelUnavailableError) as failure:
             async for event in engine.stream(AnswerRequest(question)):
                 if isinstance(event, TokenEvent) and not killed:
-                    os.kill(server.pid or 0, signal.SIGKILL)  # the server dies while the answer streams
+                    assert server.pid is not None  # os.kill(0, …) would kill this test's own process group
+                    os.kill(server.pid, signal.SIGKILL)  # the server dies while the answer streams
                     killed = True
         assert killed and server.pid == first_pid
         retry = await engine.answer(AnswerRequest(question))
