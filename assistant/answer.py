@@ -17,7 +17,7 @@ from typing import Any
 
 from assistant.citations import (
     DEMONYM_SUFFIXES, GENERIC_ACRONYMS, MARKER, SAME_DOCUMENT, UNSOURCED, Citation, CitationVerifier,
-    VerificationReport, cited_numbers, drop_prompt_echo, strip_markers, without_repeats,
+    VerificationReport, cited_numbers, drop_prompt_echo, states_something, strip_markers, without_repeats,
 )
 from assistant.counterparts import (
     MENTIONED, MISSING, cited_as, dated_name_holdings, dated_names, instrument_citations, instrument_holdings,
@@ -489,9 +489,9 @@ class AnswerEngine:
             timings["verify_s"] = time.perf_counter() - started - timings.get("first_token_s", 0.0) - timings.get("generation_s", 0.0)
         if declined:
             log.info("The model found nothing in the passages for %r; answering that the library does not hold it.", query)
-        if not citations and self.model is not None and not declined:
+        if (not citations or not states_something(text)) and self.model is not None and not declined:
             # The retrieval gate found relevant passages but the model wrote nothing the program could
-            # verify (an invented figure removed, a letter of unsupported sentences): fall back to quoted
+            # verify (an invented figure removed, a letter of unsupported sentences, only cited questions): fall back to quoted
             # sentences, labelled. A draft that is only the sentinel is the model's reading that no passage is
             # about the request, and is respected: with the current prompts no answerable request of three sets
             # (55) drew one, while off-topic ones did and got beside-the-point quotes (docs/evaluation.md).

@@ -497,6 +497,12 @@ def is_question(sentence: str) -> bool:
     return strip_markers(sentence).strip().rstrip("*_ )\"'”").endswith("?")
 
 
+def states_something(answer: str) -> bool:
+    """Whether a checked answer cites at least one statement; cited questions alone ("Who decides? [1]") tell the
+    user nothing from the library."""
+    return any(cited_numbers(sentence) and not is_question(sentence) for sentence in split_sentences(answer))
+
+
 def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
     dot = sum(x * y for x, y in zip(a, b))
     na = math.sqrt(sum(x * x for x in a))

@@ -11,7 +11,7 @@ import re
 import pytest
 
 from assistant.answer import MAX_QUESTION_CHARS, AnswerEngine, AnswerRequest, FinalEvent, InputError, SourcesEvent, TokenEvent
-from assistant.citations import strip_markers
+from assistant.citations import cited_numbers, split_sentences, strip_markers
 from assistant.messages import message
 from assistant.prompts import load_all
 from assistant.retrieval import Retriever, SearchFilters
@@ -143,6 +143,17 @@ def test_a_draft_that_is_only_the_sentinel_is_respected(engine, caplog):
     assert answer.abstained and not answer.citations and answer.model_declined and not answer.model_fallback
     assert answer.answer.startswith(message("not_in_library", "en"))
     assert any("found nothing in the passages" in r.getMessage() for r in caplog.records)  # operators see declines
+
+
+def test_a_draft_that_only_cites_questions_falls_back_to_quotes(engine):
+    # A question built from a passage's own words keeps its citation, but asks rather than tells: an answer of
+    # cited questions alone gives the user nothing from the library.
+    question = "What does the 2005 Convention say about cultural policies?"
+    passages = engine.retriever.search(question, k=6)
+    sentence = prose_sentences(passages[0].text)[0].rstrip(" .")
+    answer = run(model_engine(engine, f"Is it true that {sentence} [1]?"), AnswerRequest(question))
+    assert answer.model_fallback and answer.citations
+    assert any(cited_numbers(s) and not s.strip().endswith("?") for s in split_sentences(answer.answer))
 
 
 def test_a_claim_no_passage_supports_is_marked_and_explained(engine):

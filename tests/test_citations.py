@@ -16,6 +16,7 @@ from assistant.citations import (
     drop_prompt_echo,
     sentence_spans,
     split_sentences,
+    states_something,
 )
 from assistant.embeddings import E5Embeddings
 from assistant.types import Passage
@@ -377,3 +378,9 @@ def test_sentences_embedded_at_indexing_are_scored_with_their_stored_vectors(def
     unit_span = next(s for s in spans if s.text in stored)
     assert scorer.score("international cooperation", unit_span)[1] == pytest.approx(
         _cosine(embeddings.embed_query("international cooperation"), embeddings.embed_documents([unit_span.text])[0]), abs=1e-3)
+
+
+def test_an_answer_states_something_only_with_a_cited_statement():
+    assert states_something("Parties report every four years [1]. Who reads the reports?")
+    assert not states_something("Who reads the reports [1]? And when [2]?")
+    assert not states_something("Parties report every four years †.")
