@@ -31,7 +31,7 @@ DETERMINERS = (
 )
 OPENING_WORDS = 6  # a source named this early is the sentence's subject ("However, the 1970 Convention states…")
 OPENING_SOURCE = re.compile(
-    rf"(?<!\w)(?:{DETERMINERS})(?:['’]|\s+)(?:[\w-]+\s+){{0,4}}?[\w-]*?(?<![^\W_])(?:{SOURCE_NOUNS})(?!\w)"
+    rf"(?<!\w)(?:{DETERMINERS})(?:['’]|\s+)(?:[\w-]+\s+){{0,4}}?(?:\w+-)?(?:{SOURCE_NOUNS})(?!\w)"  # "die UNESCO-Konvention"
     rf"|(?<!\w)(?:{VIETNAMESE_SOURCE_NOUNS}|(?:article|artículo|artikel|điều)\s+\d+)(?!\w)",
     re.IGNORECASE,
 )

@@ -321,16 +321,6 @@ def instrument_holdings(
     return holdings
 
 
-def missing_instruments(
-    citations: Sequence[tuple[str, frozenset[str]]], documents: Iterable[DocumentInfo], evidence: str
-) -> list[str]:
-    """The years of the cited instruments (``instrument_citations``) that the library does not hold: no document
-    of that year, and ``evidence`` (the retrieved passages' text, lower case) does not mention the instrument
-    either — its name words if it has any ("UNIDROIT"), else its year."""
-    holdings = instrument_holdings(citations, documents, evidence)
-    return [year for (year, _), holding in zip(citations, holdings) if holding == MISSING]
-
-
 IDENTIFIER = re.compile(r"[A-Z][A-Z0-9]+|\w*\d\w*|[A-Z][a-z]+[A-Z]\w*")  # ASEF, G7, LinkUp
 # Words saying that a named event took place, between its name and its year ("ASEF LinkUp held in 2025", "…that
 # took place in 2025", "tenue en 2025", "celebrada en 2025", "abgehalten 2025", "diễn ra năm 2025"). Accent-free.
@@ -408,20 +398,11 @@ def dated_name_holdings(
     return holdings
 
 
-def missing_dated_names(
-    citations: Sequence[tuple[str, frozenset[str]]], documents: Iterable[DocumentInfo], passages: Sequence[Passage]
-) -> list[str]:
-    """The years of ``dated_names`` the library has nothing on: no document of that year naming them (in its
-    metadata or a retrieved passage of it), and no retrieved passage naming them together with the year."""
-    holdings = dated_name_holdings(citations, documents, passages)
-    return [year for (year, _), holding in zip(citations, holdings) if holding == MISSING]
-
-
 def cited_as(request: str, year: str, names: frozenset[str]) -> str:
     """How ``request`` words a source it cites by ``year`` and name words, for a message: the year with the run of
-    name words, type words and the words that link them (``DATE_LINK_WORDS``) around it ("MONDIACULT 2022 declaration", "ASEF LinkUp in 2025",
-    "Convention de La Haye de 1954"), link words trimmed from both ends; the year alone if the request does
-    not hold it as a word."""
+    name words, type words and the words that link them (``DATE_LINK_WORDS``) around it ("MONDIACULT 2022
+    declaration", "ASEF LinkUp in 2025", "Convention de La Haye de 1954"), link words trimmed from both ends; the
+    year alone if the request does not hold it as a word."""
     tokens = list(re.finditer(r"[\w'’-]+|[^\w\s]", request))
     at = next((i for i, token in enumerate(tokens) if token.group(0) == year), None)
     if at is None:

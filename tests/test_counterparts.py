@@ -104,43 +104,21 @@ def test_a_citation_shared_by_many_documents_identifies_none():
 
 
 def test_instruments_cited_by_year_that_the_library_does_not_hold():
-    from assistant.counterparts import instrument_citations, missing_instruments
+    from assistant.counterparts import HELD, MENTIONED, MISSING, instrument_citations, instrument_holdings
 
     library = [DocumentInfo("c1970", "c1970.md", "Convention on illicit traffic", year=1970, doc_type="convention")]
     evidence = "the world commission on culture and development our creative diversity, 1995"
     assert instrument_citations("What does the 1995 UNIDROIT Convention set?") == [("1995", frozenset({"UNIDROIT"}))]
     assert instrument_citations("Que prévoit la Convention UNIDROIT de 1995 ?") == [("1995", frozenset({"UNIDROIT"}))]
     assert instrument_citations("In 1995, what did museums do?") == []  # a bare year cites nothing
-    assert missing_instruments(instrument_citations("What does the 1995 UNIDROIT Convention set?"), library, evidence) == ["1995"]
-    assert missing_instruments(instrument_citations("What does the 1970 Convention require?"), library, evidence) == []  # held
+    assert instrument_holdings(instrument_citations("What does the 1995 UNIDROIT Convention set?"), library, evidence) == [MISSING]
+    assert instrument_holdings(instrument_citations("What does the 1970 Convention require?"), library, evidence) == [HELD]
     # a cited instrument the library's passages mention by name is not missing, nor one whose year they mention
-    assert missing_instruments(instrument_citations("What did the 2022 MONDIACULT Declaration add?"), library, "the mondiacult 2022 declaration") == []
-    assert missing_instruments(instrument_citations("What does the 1995 Recommendation say?"), library, evidence) == []
+    assert instrument_holdings(instrument_citations("What did the 2022 MONDIACULT Declaration add?"), library,
+                               "the mondiacult 2022 declaration") == [MENTIONED]
+    assert instrument_holdings(instrument_citations("What does the 1995 Recommendation say?"), library, evidence) == [MENTIONED]
     both = "Compare the 1970 Convention with the 1995 UNIDROIT Convention."
-    assert missing_instruments(instrument_citations(both), library, evidence) == ["1995"] and len(instrument_citations(both)) == 2
-
-
-def test_a_cited_source_is_held_mentioned_or_missing():
-    from assistant.counterparts import HELD, MENTIONED, MISSING, dated_name_holdings, dated_names, instrument_citations, instrument_holdings
-    from assistant.types import Passage
-
-    c1970 = DocumentInfo("c1970", "c1970.md", "Convention on illicit traffic", year=1970, doc_type="convention")
-    asef = DocumentInfo("asef", "asef-linkup-2024.txt", "How Do We Navigate Cultural Diplomacy?",
-                        publisher="Asia-Europe Foundation (ASEF)", year=2024, doc_type="report")
-    article = DocumentInfo("mag", "mag-2025.txt", "How cultural diplomacy fosters partnerships", year=2025)
-    library = [c1970, asef, article]
-    report = "insights from events such as the unesco mondiacult 2022 declaration gave new momentum"
-    cited = instrument_citations("Compare the 1970 Convention, the MONDIACULT 2022 Declaration and the 1995 UNIDROIT Convention.")
-    assert instrument_holdings(cited, library, report) == [HELD, MENTIONED, MISSING]
-
-    def passage(doc: DocumentInfo, text: str) -> Passage:
-        return Passage(f"{doc.doc_id}-1", doc.doc_id, text, doc.source_file, doc.title, doc.publisher, doc.year,
-                       doc.doc_type, "", "", "en", None, 0, "", 0, len(text))
-    recap = passage(article, "At its 2023 meeting the G7 agreed on restitution.")
-    lab = passage(asef, "The second edition of ASEF LinkUp gathered 18 participants in Prague.")
-    assert dated_name_holdings(dated_names("What did the ASEF LinkUp 2024 fellows propose?"), library, [lab]) == [HELD]
-    assert dated_name_holdings(dated_names("What did the 2023 G7 decide?"), library, [recap, lab]) == [MENTIONED]
-    assert dated_name_holdings(dated_names("What did the 2023 G7 decide?"), library, [lab]) == [MISSING]
+    assert instrument_holdings(instrument_citations(both), library, evidence) == [HELD, MISSING]
 
 
 def test_a_cited_source_is_named_as_the_request_words_it():
@@ -159,7 +137,7 @@ def test_a_cited_source_is_named_as_the_request_words_it():
 
 
 def test_names_dated_by_a_year_that_the_library_does_not_hold():
-    from assistant.counterparts import dated_names, missing_dated_names
+    from assistant.counterparts import HELD, MENTIONED, MISSING, dated_name_holdings, dated_names
     from assistant.types import Passage
 
     asef = DocumentInfo("asef", "asef-linkup-2024.txt", "How Do We Navigate Cultural Diplomacy?",
@@ -185,15 +163,15 @@ def test_names_dated_by_a_year_that_the_library_does_not_hold():
     assert dated_names("la Convention de La Haye de 1954") == []
     assert dated_names("What does the 1995 UNIDROIT Convention set?") == []
     # the 2025 article does not name ASEF LinkUp; the 2024 report does, in its metadata and its passage
-    assert missing_dated_names(dated_names("ASEF LinkUp in 2025"), library, [lab]) == ["2025"]
-    assert missing_dated_names(dated_names("What did the ASEF LinkUp 2024 fellows propose?"), library, [lab]) == []
-    assert missing_dated_names(dated_names("the 2023 G7 ministers"), library, [lab]) == ["2023"]
-    # a passage naming the identifier with the year holds it, whatever the document's own year
+    assert dated_name_holdings(dated_names("ASEF LinkUp in 2025"), library, [lab]) == [MISSING]
+    assert dated_name_holdings(dated_names("What did the ASEF LinkUp 2024 fellows propose?"), library, [lab]) == [HELD]
+    assert dated_name_holdings(dated_names("the 2023 G7 ministers"), library, [lab]) == [MISSING]
+    # a passage naming the identifier with the year mentions it, whatever the document's own year
     recap = passage(article, "At its 2023 meeting the G7 agreed on restitution.")
-    assert missing_dated_names(dated_names("the 2023 G7 ministers"), library, [recap]) == []
+    assert dated_name_holdings(dated_names("the 2023 G7 ministers"), library, [recap]) == [MENTIONED]
     # a short identifier is a whole word: "UN" is not held by "United" or "under"
     un = passage(article, "In 2030 the United Nations will review what was done under the plan.")
-    assert missing_dated_names(dated_names("the UN 2030 Agenda"), library, [un]) == ["2030"]
+    assert dated_name_holdings(dated_names("the UN 2030 Agenda"), library, [un]) == [MISSING]
 
 
 WORLD_HERITAGE = DocumentInfo("c1972", "c1972.md", "Convention concerning the Protection of the World Cultural and Natural Heritage",
