@@ -41,8 +41,11 @@ RECOMMENDS = re.compile(
     r"|deber(?:ía|ían)|debe|deben|podría|podrían|sollte|sollten|muss|müssen|könnte|könnten|nên|cần)(?!\w)",
     re.IGNORECASE,
 )
-# "the library's recommendations", "the Convention's emphasis on…"
-SOURCE_POSSESSIVE = re.compile(rf"(?<!\w)(?:{SOURCE_NOUNS})['’]s(?!\w)", re.IGNORECASE)
+# "the library's recommendations", "the Convention's emphasis on…", "… (Article 10) soulignent…"
+SOURCE_POSSESSIVE = re.compile(
+    rf"(?<!\w)(?:{SOURCE_NOUNS})['’]s(?!\w)|\((?:article|artículo|artikel|art\.|điều)\s*\d+",
+    re.IGNORECASE,
+)
 REPORTED = re.compile(
     r"(?<!\w)(?:according\s+to|as\s+(?:stated|noted|mentioned|set\s+out|recommended)\s+in|it\s+is\s+(?:stated|noted|mentioned)"
     r"|selon|d['’]après|il\s+est\s+(?:dit|indiqué|mentionné|précisé|stipulé)"

@@ -15,6 +15,7 @@ from assistant.attribution import attributes_to_sources
     "The library's recommendations on tracking change over time address several past challenges.",
     "According to the report, most residencies are funded by ministries.",
     "Article 4 requires States to respect cultural property.",
+    "Les principes de l'UNESCO pour la diversité culturelle (Article 10) soulignent la nécessité d'accroître les capacités.",
     "- **Market access**: The 2005 Convention encourages wider access to markets.",
     "La Convention de 1970 est une convention internationale qui protège les patrimoines culturels.",
     "Elle stipule que tout État partie peut demander une restitution.",
@@ -44,6 +45,7 @@ def test_a_sentence_that_says_what_a_source_says(sentence):
     "L'État doit promouvoir l'internationalisation des politiques pour atteindre les objectifs de la Convention.",
     "Die Ministerien sollten Residenzen gemeinsam finanzieren.",
     "Los ministerios deberían financiar residencias artísticas.",
+    "Ministries should apply preferential treatment (Article 16) to artists from developing countries.",
     "",
 ])
 def test_a_sentence_that_does_not(sentence):
