@@ -491,8 +491,8 @@ class AnswerEngine:
             log.info("The model found nothing in the passages for %r; answering that the library does not hold it.", query)
         if (not citations or not states_something(text)) and self.model is not None and not declined:
             # The retrieval gate found relevant passages but the model wrote nothing the program could
-            # verify (an invented figure removed, a letter of unsupported sentences, only cited questions): fall back to quoted
-            # sentences, labelled. A draft that is only the sentinel is the model's reading that no passage is
+            # verify (an invented figure removed, a letter of unsupported sentences, only cited questions): fall
+            # back to quoted sentences, labelled. A draft that is only the sentinel is the model's reading that no passage is
             # about the request, and is respected: with the current prompts no answerable request of three sets
             # (55) drew one, while off-topic ones did and got beside-the-point quotes (docs/evaluation.md).
             log.info("The model's draft kept no verified citation (%s); answering with quotes. Draft: %.600s",
@@ -686,8 +686,9 @@ class AnswerEngine:
         """A note for each source the request cites that the library does not hold but its passages mention
         ("What does the MONDIACULT 2022 Declaration say…": a report mentions it), so that an answer from those
         passages is not taken for the source's own words."""
-        return [message("only_mentioned", language, source=source)
-                for source, holding in self._cited_sources(question, query, passages, request) if holding == MENTIONED]
+        mentioned = [source for source, holding in self._cited_sources(question, query, passages, request)
+                     if holding == MENTIONED]
+        return [message("only_mentioned", language, source=source) for source in dict.fromkeys(mentioned)]
 
     def _out_of_scope(self, question: str, passages: Sequence[Passage], mode: str) -> bool:
         if not passages:
