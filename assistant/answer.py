@@ -325,6 +325,35 @@ def checkable(reply: str) -> tuple[str, bool, bool]:
     return without_repeats(draft), strict, declined
 
 
+TITLED_MODES = ("brief", "draft")  # the writing a model may open with a title
+TITLE_WORDS = (3, 20)  # a title's length in words
+TITLE_HEADINGS = frozenset({"title", "titre", "título", "titulo", "titel", "tiêu đề"})
+
+
+def with_title_as_heading(text: str) -> str:
+    """A checked brief or draft with its title made a Markdown heading: the first line, or the line under a "## Title"
+    heading (the draft prompt asks for one; "## Titre", "## Título"…), when it reads as a title ("A Joint
+    Recommendation on Cultural Goods in Trade Agreements", "**Briefing note: …**": no sentence end, not a list item, a
+    few words) and more follows. A title claims nothing, yet as plain text the check marks it † as the model's own
+    statement; one the check found a passage for keeps its citation and stays as it is."""
+    draft = text
+    lines = draft.split("\n")
+    filled = [i for i, line in enumerate(lines) if line.strip()]
+    if len(filled) < 2:
+        return draft
+    first = filled[0]
+    label = re.sub(r"^#{1,6}\s*|[*_:]", "", lines[first]).strip().lower()
+    under_label = lines[first].lstrip().startswith("#") and label in TITLE_HEADINGS
+    at = filled[1] if under_label else first
+    line = lines[at].strip().removesuffix(UNSOURCED).rstrip()
+    title = re.sub(r"^(\*\*|__)(.+)\1$", r"\2", line).strip()
+    if (at == filled[-1] or line.startswith("#") or re.match(r"^([-*•+]\s|\d+[.)]\s)", line) or MARKER.search(line)
+            or re.search(r"[.!?;:…]$", title) or not TITLE_WORDS[0] <= len(title.split()) <= TITLE_WORDS[1]):
+        return draft
+    lines[at] = f"# {title}"
+    return "\n".join(lines[:first] + lines[at:] if under_label else lines)
+
+
 def without_empty_sections(text: str) -> str:
     """``text`` without Markdown headings that nothing follows before the next heading of the same or a higher
     level (the check removed everything under them: "## Context" over a dropped sentence)."""
@@ -486,6 +515,8 @@ class AnswerEngine:
         text, citations = "", []
         if draft:
             text, citations, report = await asyncio.to_thread(verifier.verify, draft, shown, strict)
+            if request.mode in TITLED_MODES:
+                text = with_title_as_heading(text)
             timings["verify_s"] = time.perf_counter() - started - timings.get("first_token_s", 0.0) - timings.get("generation_s", 0.0)
         if declined:
             log.info("The model found nothing in the passages for %r; answering that the library does not hold it.", query)

@@ -145,6 +145,22 @@ def test_a_draft_that_is_only_the_sentinel_is_respected(engine, caplog):
     assert any("found nothing in the passages" in r.getMessage() for r in caplog.records)  # operators see declines
 
 
+def test_a_title_becomes_a_heading_not_a_claim():
+    from assistant.answer import with_title_as_heading
+
+    checked = "## Title\nA Joint Recommendation on Cultural Goods in Trade Agreements †\n\n## Recommendation\nFund it [1]."
+    assert with_title_as_heading(checked) == "# A Joint Recommendation on Cultural Goods in Trade Agreements\n\n## Recommendation\nFund it [1]."
+    assert with_title_as_heading("**Note de synthèse : le Viet Nam et la culture** †\nTexte [1].") == (
+        "# Note de synthèse : le Viet Nam et la culture\nTexte [1].")
+    # a title the check found a passage for keeps its citation; a sentence, a list, a lone line are no titles
+    for text in ["## Title\nPreparing in Peacetime to Protect Cultural Property [1]\n## Recommendation\nx [2].",
+                 "The Convention requires reports every four years †.\nMore [1].",
+                 "## Title\n- Fund residencies †\n## Recommendation\nx [1].",
+                 "## Context\nVietnam held talks with Laos †\nMore [1].",
+                 "A Joint Recommendation on Cultural Goods †"]:
+        assert with_title_as_heading(text) == text
+
+
 def test_a_draft_that_only_cites_questions_falls_back_to_quotes(engine):
     # A question built from a passage's own words keeps its citation, but asks rather than tells: an answer of
     # cited questions alone gives the user nothing from the library.
