@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
+from assistant.language import detect_language
 from assistant.types import DocumentInfo, Passage
 
 GENERIC_PLACES = frozenset({"global", "international", "world", "worldwide", "multilateral"})
@@ -300,6 +301,11 @@ def instrument_citations(request: str) -> list[tuple[str, frozenset[str]]]:
             if word[:1].isupper() and not YEAR.fullmatch(word) and word not in first_word
             and not _is_type_word(fold(word)) and fold(word) not in FUNCTION_WORDS
         )
+        if detect_language(request) == "de":
+            # German capitalises every noun ("von 2022 über Kultur"): only acronyms and the like name an
+            # instrument, and they come first in a compound ("die UNIDROIT-Konvention von 1995")
+            names = frozenset(word for word in before[-NAME_CONTEXT_WORDS - 2:] + after[:NAME_CONTEXT_WORDS]
+                              if IDENTIFIER.fullmatch(word) and not YEAR.fullmatch(word) and word not in first_word)
         citations.append((match.group(1), names))
     return citations
 

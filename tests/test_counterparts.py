@@ -111,6 +111,9 @@ def test_instruments_cited_by_year_that_the_library_does_not_hold():
     assert instrument_citations("What does the 1995 UNIDROIT Convention set?") == [("1995", frozenset({"UNIDROIT"}))]
     assert instrument_citations("Que prévoit la Convention UNIDROIT de 1995 ?") == [("1995", frozenset({"UNIDROIT"}))]
     assert instrument_citations("In 1995, what did museums do?") == []  # a bare year cites nothing
+    # German capitalises every noun: only acronyms name an instrument, first in a compound
+    assert instrument_citations("Was sagt die MONDIACULT-Erklärung von 2022 über Kultur?") == [("2022", frozenset({"MONDIACULT"}))]
+    assert instrument_citations("Was regelt die UNIDROIT-Konvention von 1995 über Fristen?") == [("1995", frozenset({"UNIDROIT"}))]
     assert instrument_holdings(instrument_citations("What does the 1995 UNIDROIT Convention set?"), library, evidence) == [MISSING]
     assert instrument_holdings(instrument_citations("What does the 1970 Convention require?"), library, evidence) == [HELD]
     # a cited instrument the library's passages mention by name is not missing, nor one whose year they mention
