@@ -325,7 +325,7 @@ def checkable(reply: str) -> tuple[str, bool, bool]:
     return without_repeats(draft), strict, declined
 
 
-TITLED_MODES = ("brief", "draft")  # the writing a model may open with a title
+TITLED_MODES = ("brief", "draft")  # a room's synthesis keeps its "## Title" section: the room's draft is built on it
 TITLE_WORDS = (3, 20)  # a title's length in words
 TITLE_HEADINGS = frozenset({"title", "titre", "título", "titulo", "titel", "tiêu đề"})
 
