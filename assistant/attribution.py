@@ -46,12 +46,17 @@ SOURCE_POSSESSIVE = re.compile(
     rf"(?<!\w)(?:{SOURCE_NOUNS})['’]s(?!\w)|\((?:article|artículo|artikel|art\.|điều)\s*\d+",
     re.IGNORECASE,
 )
+# "According to the report…", "Selon la Déclaration…", "Laut dem Bericht…", "dem Bericht zufolge": a reporting phrase
+# counts with a source after it ("selon les besoins des artistes" reports nothing); an impersonal one always does.
+ACCORDING_TO = (
+    r"according\s+to|as\s+(?:stated|noted|mentioned|set\s+out|recommended)\s+in|selon|d['’]après|conformément\s+à"
+    r"|según|de\s+acuerdo\s+con|conforme\s+a|laut|gemäß|nach|theo"
+)
 REPORTED = re.compile(
-    r"(?<!\w)(?:according\s+to|as\s+(?:stated|noted|mentioned|set\s+out|recommended)\s+in|it\s+is\s+(?:stated|noted|mentioned)"
-    r"|selon|d['’]après|il\s+est\s+(?:dit|indiqué|mentionné|précisé|stipulé)"
-    r"|según|de\s+acuerdo\s+con|se\s+(?:menciona|indica|establece|señala|dice|afirma)"
-    r"|laut|gemäß|zufolge|es\s+wird\s+(?:erwähnt|betont|festgestellt|empfohlen)"
-    r"|theo\s+(?:thư\s+viện|tài\s+liệu|báo\s+cáo|công\s+ước|tuyên\s+bố))(?!\w)",
+    rf"(?<!\w)(?:{ACCORDING_TO})\s+(?:[\w'’-]+\s+){{0,3}}?(?:\w+-)?(?:{SOURCE_NOUNS}|{VIETNAMESE_SOURCE_NOUNS}|unesco|asef)(?!\w)"
+    rf"|(?<!\w)(?:{SOURCE_NOUNS})\s+zufolge(?!\w)"
+    r"|(?<!\w)(?:it\s+is\s+(?:stated|noted|mentioned)|il\s+est\s+(?:dit|indiqué|mentionné|précisé|stipulé)"
+    r"|se\s+(?:menciona|indica|establece|señala|dice|afirma)\s+que|es\s+wird\s+(?:erwähnt|betont|festgestellt|empfohlen))(?!\w)",
     re.IGNORECASE,
 )
 # A pronoun standing for a source, then a reporting verb: "It states…", "Elle stipule…", "Sie empfiehlt…". Singular

@@ -23,6 +23,8 @@ from assistant.attribution import attributes_to_sources
     "Die Haager Konvention fordert Länder auf, Kulturgut zurückzugeben.",
     "Sie empfiehlt, gemeinsame Inventare zu erstellen.",
     "Laut dem Bericht fehlen Mittel für Residenzen.",
+    "Dem Bericht zufolge fehlen Mittel für Residenzen.",
+    "Nach den Ausführungsbestimmungen zur Haager Konvention muss der Ausweis ein Lichtbild enthalten.",
     "La convención establece principios y prioridades clave para su funcionamiento.",
     "Ambas convenciones también mencionan que los Estados miembros deben actualizar sus inventarios.",
     "También se menciona que los Estados deben actualizar los inventarios.",
@@ -45,6 +47,9 @@ def test_a_sentence_that_says_what_a_source_says(sentence):
     "L'État doit promouvoir l'internationalisation des politiques pour atteindre les objectifs de la Convention.",
     "Die Ministerien sollten Residenzen gemeinsam finanzieren.",
     "Los ministerios deberían financiar residencias artísticas.",
+    "Les ministères adaptent le financement selon les besoins des artistes.",  # "selon" without a source
+    "Nach zwei Monaten ernennt der Generaldirektor einen Vorsitzenden.",
+    "Funding is allocated according to need and merit.",
     "Ministries should apply preferential treatment (Article 16) to artists from developing countries.",
     "",
 ])
