@@ -471,7 +471,7 @@ class AnswerEngine:
         if self.refuses(question, standalone, gate_passages, request):
             yield finish(self._abstention(language, passages, request), [], True, VerificationReport())
             return
-        notes = self._only_mentioned_notes(question, standalone, gate_passages, request, language)
+        notes = self._source_notes(question, standalone, gate_passages, request, language)
 
         # its sentence vectors serve the draft, then the check
         verifier = self.verifier_for(passages, [c.get("author", "") for c in request.contributions],
@@ -711,15 +711,17 @@ class AnswerEngine:
         wordings = [cited_as(instruments_in, *c) for c in instruments] + [cited_as(names_in, *c) for c in names]
         return list(zip(wordings, holdings))
 
-    def _only_mentioned_notes(
+    def _source_notes(
         self, question: str, query: str, passages: Sequence[Passage], request: AnswerRequest, language: str
     ) -> list[str]:
-        """A note for each source the request cites that the library does not hold but its passages mention
-        ("What does the MONDIACULT 2022 Declaration say…": a report mentions it), so that an answer from those
-        passages is not taken for the source's own words."""
-        mentioned = [source for source, holding in self._cited_sources(question, query, passages, request)
-                     if holding == MENTIONED]
-        return [message("only_mentioned", language, source=source) for source in dict.fromkeys(mentioned)]
+        """A note for each source the request dates that the library does not hold, once per wording: one its
+        passages only mention ("What does the MONDIACULT 2022 Declaration say…": a report mentions it), so that an
+        answer from those passages is not taken for the source's own words; one it lacks altogether while it holds
+        the others ("Compare the 1970 Convention with the 1995 UNIDROIT Convention"), so that an answer on the rest
+        is not taken for the whole."""
+        notes = {MENTIONED: "only_mentioned", MISSING: "not_held"}
+        cited = dict(self._cited_sources(question, query, passages, request))  # the last holding of a wording
+        return [message(notes[holding], language, source=source) for source, holding in cited.items() if holding in notes]
 
     def _out_of_scope(self, question: str, passages: Sequence[Passage], mode: str) -> bool:
         if not passages:

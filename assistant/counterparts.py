@@ -404,6 +404,9 @@ def dated_name_holdings(
     return holdings
 
 
+CONJUNCTIONS = frozenset({"and", "or", "et", "ou", "und", "oder", "y", "o", "e", "va", "hoac"})  # folded
+
+
 def cited_as(request: str, year: str, names: frozenset[str]) -> str:
     """How ``request`` words a source it cites by ``year`` and name words, for a message: the year with the run of
     name words, type words and the words that link them (``DATE_LINK_WORDS``) around it ("MONDIACULT 2022
@@ -414,9 +417,10 @@ def cited_as(request: str, year: str, names: frozenset[str]) -> str:
     if at is None:
         return year
 
-    def part_of_citation(word: str) -> bool:
+    def part_of_citation(word: str) -> bool:  # a conjunction starts another citation ("the 1970 and the 1995 …")
         parts = re.sub(r"['’]s$", "", word).split("-")
-        return any(part in names or _is_type_word(fold(part)) or fold(part) in DATE_LINK_WORDS for part in parts)
+        return fold(word) not in CONJUNCTIONS and any(
+            part in names or _is_type_word(fold(part)) or fold(part) in DATE_LINK_WORDS for part in parts)
 
     first = last = at
     while first > 0 and part_of_citation(tokens[first - 1].group(0)):

@@ -323,6 +323,17 @@ def test_an_answer_on_a_source_the_library_only_mentions_says_so(engine):
     assert "only passages that mention it" not in held.answer
 
 
+def test_an_answer_that_leaves_out_a_missing_source_says_so(engine):
+    # Two of the three instruments are in the library: the brief is written from them, under a note that the third
+    # is not there, so that it is not taken for an answer on all three.
+    question = ("Drawing on the 1970 Convention, the 1972 Convention and the 1995 UNIDROIT Convention, brief me on the "
+                "return of stolen cultural property.")
+    answer = run(engine, AnswerRequest(question, mode="brief"))
+    assert not answer.abstained and answer.citations
+    assert message("not_held", "en", source="1995 UNIDROIT Convention") in answer.answer, answer.answer
+    assert "1970 Convention”" not in answer.answer  # the held ones get no note
+
+
 def test_a_protocol_the_library_does_not_hold_is_refused_though_its_convention_is_held(engine):
     # The 1954 Hague Convention is in the library; its 1999 Second Protocol is not, and "Protocol" was no
     # instrument type, so its questions were answered from the Convention's preamble.

@@ -136,7 +136,8 @@ def test_a_cited_source_is_named_as_the_request_words_it():
     assert wording("Brief me on the third edition of ASEF LinkUp in 2025.") == ["ASEF LinkUp in 2025"]
     # a citation stops at the sentence's end and at another year
     assert wording("Under the 1972 Convention. Give examples.") == ["1972 Convention"]
-    assert wording("the 1972 World Heritage Convention and the 2003 Convention")[0] == "1972 World Heritage Convention"
+    assert wording("the 1972 World Heritage Convention and the 2003 Convention") == ["1972 World Heritage Convention", "2003 Convention"]
+    assert wording("the 1972 Convention and the 1995 UNIDROIT Convention") == ["1972 Convention", "1995 UNIDROIT Convention"]
 
 
 def test_names_dated_by_a_year_that_the_library_does_not_hold():
