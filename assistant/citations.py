@@ -438,7 +438,7 @@ def without_repeats(draft: str) -> str:
     """``draft`` without statements that say again what one earlier sentence said (nearly the same content words,
     stemmed, and numbers: ``REPEAT_JACCARD``), and without the list items left empty: small models copy one list
     under every heading of a brief. Headings stay, and questions unless asked twice; headings left with nothing
-    under them go later (``answer.without_empty_sections``). Of two copies the first stays, where the reader meets it;
+    under them go later (``replies.without_empty_sections``). Of two copies the first stays, where the reader meets it;
     when only a later copy carries markers, they move to the first."""
     seen: list[tuple[frozenset[str], int]] = []  # each first copy's words and its place in ``kept``
     asked: set[str] = set()

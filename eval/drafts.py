@@ -9,8 +9,8 @@ the support thresholds) is judged on what the model really writes, and a 1.5B mo
 to answer four question sets. ``record`` answers every question of the files with the configured model
 (``POLICYLAB_LLM_BACKEND=local`` by default here) and keeps each reply (its prompt echo dropped) with the passages
 it was given (``Answer.model_draft``); ``check`` runs the product's checking steps on each recorded reply
-(``answer.checkable``, ``AnswerEngine.verifier_for``, ``CitationVerifier.verify``, ``with_title_as_heading``,
-``without_empty_sections``)
+(``replies.checkable``, ``AnswerEngine.verifier_for``, ``CitationVerifier.verify``, ``replies.with_title_as_heading``,
+``replies.without_empty_sections``)
 and writes the checked text, its citations and totals. Run ``check`` before and after a change (a ``git stash``
 or a second worktree) and ``--compare`` the two: every sentence or citation that differs is printed, with totals.
 Needs the index of the library the drafts were recorded on (``make index``): sentence vectors are read from it.
@@ -78,7 +78,7 @@ def record(question_files: list[Path], out: Path) -> int:
 
 def check_one(engine: Any, item: dict[str, Any]) -> dict[str, Any]:
     """The product's checking steps on one recorded reply."""
-    from assistant.answer import TITLED_MODES, checkable, with_title_as_heading, without_empty_sections
+    from assistant.replies import TITLED_MODES, checkable, with_title_as_heading, without_empty_sections
     from assistant.citations import VerificationReport, split_sentences, strip_markers
     from assistant.types import Passage
 

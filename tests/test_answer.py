@@ -146,7 +146,7 @@ def test_a_draft_that_is_only_the_sentinel_is_respected(engine, caplog):
 
 
 def test_a_title_becomes_a_heading_not_a_claim():
-    from assistant.answer import with_title_as_heading
+    from assistant.replies import with_title_as_heading
 
     checked = "## Title\nA Joint Recommendation on Cultural Goods in Trade Agreements †\n\n## Recommendation\nFund it [1]."
     assert with_title_as_heading(checked) == "# A Joint Recommendation on Cultural Goods in Trade Agreements\n\n## Recommendation\nFund it [1]."
