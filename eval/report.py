@@ -242,7 +242,7 @@ def _plot_latency(plt: Any, report: dict[str, Any]) -> Any:
 
 
 def _plot_dense_scores(plt: Any, report: dict[str, Any]) -> Any:
-    from assistant.answer import ABSTAIN_DENSE_SCORE, ABSTAIN_DENSE_SCORE_CROSS_LINGUAL
+    from assistant.scope import ABSTAIN_DENSE_SCORE, ABSTAIN_DENSE_SCORE_CROSS_LINGUAL
 
     answerable = [q["systems"]["policylab"].get("best_dense_score") for q in report["questions"] if q["answerable"]]
     unanswerable = [q["systems"]["policylab"].get("best_dense_score") for q in report["questions"] if not q["answerable"]]

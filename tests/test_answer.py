@@ -374,7 +374,7 @@ def test_when_or_where_a_coming_occasion_is_refused_unless_a_passage_announces_i
 
 
 def test_which_sentences_ask_for_a_coming_occasion():
-    from assistant.answer import announces_an_occasion, asks_when_or_where_next
+    from assistant.scope import announces_an_occasion, asks_when_or_where_next
     from assistant.types import Passage
 
     assert asks_when_or_where_next("Wann findet die nächste Ausgabe des Labors statt?")
@@ -648,7 +648,7 @@ def test_whether_the_library_answers_is_judged_on_the_request_as_typed_not_its_t
 
 
 def test_anchors_are_names_not_common_nouns_and_names_after_a_colon_count():
-    from assistant.answer import question_anchors
+    from assistant.scope import question_anchors
     from assistant.types import Passage
 
     text = "States shall support the culture sector; see https://asef.org/asia-europe for the programme."
