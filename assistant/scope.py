@@ -38,7 +38,6 @@ ANNOUNCEMENT = re.compile(
     r"|\b(deadline|call) for applications\b", re.I)
 
 
-
 def question_anchors(question: str, passages: Sequence[Passage] = (), whole_names: bool = True) -> set[str]:
     """Acronyms, codes and years; in English questions also capitalised names inside the sentence ("…
     strategy: Hallyu export figures"), except words the ``passages`` use as common nouns: the "Culture" of
