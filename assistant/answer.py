@@ -313,10 +313,11 @@ class AnswerEngine:
                 model_declined=declined, model_draft=model_draft,
             ))
 
-        if self.refuses(question, standalone, gate_passages, request):
+        cited = self._cited_sources(question, standalone, gate_passages, request)
+        if self.refuses(question, standalone, gate_passages, request, cited):
             yield finish(self._abstention(language, passages, request), [], True, VerificationReport())
             return
-        notes = self._source_notes(question, standalone, gate_passages, request, language)
+        notes = self._source_notes(cited, language)
 
         # its sentence vectors serve the draft, then the check
         verifier = self.verifier_for(passages, [c.get("author", "") for c in request.contributions],
@@ -368,9 +369,9 @@ class AnswerEngine:
         if (not citations or not states_something(text)) and self.model is not None and not declined:
             # The retrieval gate found relevant passages but the model wrote nothing the program could
             # verify (an invented figure removed, a letter of unsupported sentences, only cited questions): fall
-            # back to quoted sentences, labelled. A draft that is only the sentinel is the model's reading that no passage is
-            # about the request, and is respected: with the current prompts no answerable request of three sets
-            # (55) drew one, while off-topic ones did and got beside-the-point quotes (docs/evaluation.md).
+            # back to quoted sentences, labelled. A draft that is only the sentinel is the model's reading that no
+            # passage is about the request, and is respected: with the current prompts no answerable request of
+            # three sets (55) drew one, while off-topic ones did and got beside-the-point quotes (docs/evaluation.md).
             log.info("The model's draft kept no verified citation (%s); answering with quotes. Draft: %.600s",
                      report.to_dict(), model_draft.reply if model_draft else "")
             fallback = await asyncio.to_thread(self._extractive, query, passages, request.mode, language, verifier)
@@ -414,12 +415,18 @@ class AnswerEngine:
         """The passages ``request``'s mode reads for ``query``."""
         return self.retriever.search(query, TOP_K[request.mode], request.filters, request.viewer, None, request.mode)
 
-    def refuses(self, question: str, query: str, passages: Sequence[Passage], request: AnswerRequest) -> bool:
+    def refuses(
+        self, question: str, query: str, passages: Sequence[Passage], request: AnswerRequest,
+        cited: Sequence[tuple[str, str]] | None = None,
+    ) -> bool:
         """Whether the library does not answer ``question`` (``query``: its stand-alone form), judged on the
         ``passages`` found for ``query``: nothing close enough, the names it asks about missing, instruments
-        or editions it dates not held, or a coming occasion no passage announces."""
+        or editions it dates not held, or a coming occasion no passage announces. ``cited``: the request's
+        ``_cited_sources`` on the same passages, when the caller has them already."""
+        if cited is None:
+            cited = self._cited_sources(question, query, passages, request)
         return (self._out_of_scope(query, passages, request.mode)
-                or self._cites_missing_sources(question, query, passages, request)
+                or self._cites_missing_sources(cited)
                 or (request.mode == "ask" and asks_when_or_where_next(question) and not announces_an_occasion(passages)))
 
     def _rules(self, language: str) -> str:
@@ -529,15 +536,13 @@ class AnswerEngine:
             return None
         return verified
 
-    def _cites_missing_sources(
-        self, question: str, query: str, passages: Sequence[Passage], request: AnswerRequest
-    ) -> bool:
-        """The request dates what it asks about, and the library holds none of it: instruments cited by year
-        ("the 1995 UNIDROIT Convention") or names next to a year ("ASEF LinkUp in 2025", "the EU's 2016 Joint
-        Communication"). Passages on the same theme from other instruments, or another year's edition, would
-        answer a question that was not asked."""
-        holdings = self._cited_sources(question, query, passages, request)
-        return bool(holdings) and all(holding == MISSING for _, holding in holdings)
+    @staticmethod
+    def _cites_missing_sources(cited: Sequence[tuple[str, str]]) -> bool:
+        """The request dates what it asks about (``cited``: see ``_cited_sources``), and the library holds none of
+        it: instruments cited by year ("the 1995 UNIDROIT Convention") or names next to a year ("ASEF LinkUp in
+        2025", "the EU's 2016 Joint Communication"). Passages on the same theme from other instruments, or another
+        year's edition, would answer a question that was not asked."""
+        return bool(cited) and all(holding == MISSING for _, holding in cited)
 
     def _cited_sources(
         self, question: str, query: str, passages: Sequence[Passage], request: AnswerRequest
@@ -545,9 +550,12 @@ class AnswerEngine:
         """The sources the request cites by year, as it words them, each with what the library has of it (``HELD``,
         ``MENTIONED`` by a passage only, or ``MISSING``; see :mod:`assistant.counterparts`). The question as typed
         is read first, then ``query`` (a follow-up's rewrite)."""
-        instruments_in = question if instrument_citations(question) else query
-        names_in = question if dated_names(question) else query
-        instruments, names = instrument_citations(instruments_in), dated_names(names_in)
+        instruments, instruments_in = instrument_citations(question), question
+        if not instruments:
+            instruments, instruments_in = instrument_citations(query), query
+        names, names_in = dated_names(question), question
+        if not names:
+            names, names_in = dated_names(query), query
         if not instruments and not names:
             return []
         documents = list(self.retriever.allowed_documents(request.filters, request.viewer).values())
@@ -556,17 +564,17 @@ class AnswerEngine:
         wordings = [cited_as(instruments_in, *c) for c in instruments] + [cited_as(names_in, *c) for c in names]
         return list(zip(wordings, holdings))
 
-    def _source_notes(
-        self, question: str, query: str, passages: Sequence[Passage], request: AnswerRequest, language: str
-    ) -> list[str]:
-        """A note for each source the request dates that the library does not hold, once per wording: one its
-        passages only mention ("What does the MONDIACULT 2022 Declaration say…": a report mentions it), so that an
-        answer from those passages is not taken for the source's own words; one it lacks altogether while it holds
-        the others ("Compare the 1970 Convention with the 1995 UNIDROIT Convention"), so that an answer on the rest
-        is not taken for the whole."""
+    @staticmethod
+    def _source_notes(cited: Sequence[tuple[str, str]], language: str) -> list[str]:
+        """A note for each source the request dates that the library does not hold (``cited``: see
+        ``_cited_sources``), once per wording: one its passages only mention ("What does the MONDIACULT 2022
+        Declaration say…": a report mentions it), so that an answer from those passages is not taken for the
+        source's own words; one it lacks altogether while it holds the others ("Compare the 1970 Convention with the
+        1995 UNIDROIT Convention"), so that an answer on the rest is not taken for the whole."""
         notes = {MENTIONED: "only_mentioned", MISSING: "not_held"}
-        cited = dict(self._cited_sources(question, query, passages, request))  # the last holding of a wording
-        return [message(notes[holding], language, source=source) for source, holding in cited.items() if holding in notes]
+        by_wording = dict(cited)  # the last holding of a wording
+        return [message(notes[holding], language, source=source) for source, holding in by_wording.items()
+                if holding in notes]
 
     def _out_of_scope(self, question: str, passages: Sequence[Passage], mode: str) -> bool:
         if not passages:

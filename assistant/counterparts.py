@@ -289,23 +289,27 @@ TYPE_WORD_STARTS = tuple(ALL_TYPE_WORDS)  # for str.startswith
 
 def instrument_citations(request: str) -> list[tuple[str, frozenset[str]]]:
     """The instruments a request cites by year and type ("the 1995 UNIDROIT Convention", "Charter of Luxor of
-    1997", "la Convention de 1970"): (year, the capitalised name words next to it), one per citation."""
+    1997", "la Convention de 1970"): (year, the capitalised name words next to it), one per citation. German
+    capitalises every noun ("von 2022 über Kultur"): there only acronyms and the like name an instrument, and they
+    come first in a compound ("die UNIDROIT-Konvention von 1995")."""
     citations = []
     first_word = re.findall(r"\w+", request)[:1]
+    german: bool | None = None  # read once, at the first citation
     for match in YEAR.finditer(request):
         before, after = _year_context(request, match)
         if not _names_a_type(before + after, ALL_TYPE_WORDS):
             continue
-        names = frozenset(
-            word for word in before[-NAME_CONTEXT_WORDS:] + after[:NAME_CONTEXT_WORDS]
-            if word[:1].isupper() and not YEAR.fullmatch(word) and word not in first_word
-            and not _is_type_word(fold(word)) and fold(word) not in FUNCTION_WORDS
-        )
-        if detect_language(request) == "de":
-            # German capitalises every noun ("von 2022 über Kultur"): only acronyms and the like name an
-            # instrument, and they come first in a compound ("die UNIDROIT-Konvention von 1995")
+        if german is None:
+            german = detect_language(request) == "de"
+        if german:
             names = frozenset(word for word in before[-NAME_CONTEXT_WORDS - 2:] + after[:NAME_CONTEXT_WORDS]
                               if IDENTIFIER.fullmatch(word) and not YEAR.fullmatch(word) and word not in first_word)
+        else:
+            names = frozenset(
+                word for word in before[-NAME_CONTEXT_WORDS:] + after[:NAME_CONTEXT_WORDS]
+                if word[:1].isupper() and not YEAR.fullmatch(word) and word not in first_word
+                and not _is_type_word(fold(word)) and fold(word) not in FUNCTION_WORDS
+            )
         citations.append((match.group(1), names))
     return citations
 

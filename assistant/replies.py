@@ -56,11 +56,10 @@ def with_title_as_heading(text: str) -> str:
     Recommendation on Cultural Goods in Trade Agreements", "**Briefing note: …**": no sentence end, not a list item, a
     few words) and more follows. A title claims nothing, yet as plain text the check marks it † as the model's own
     statement; one the check found a passage for keeps its citation and stays as it is."""
-    draft = text
-    lines = draft.split("\n")
+    lines = text.split("\n")
     filled = [i for i, line in enumerate(lines) if line.strip()]
     if len(filled) < 2:
-        return draft
+        return text
     first = filled[0]
     label = re.sub(r"^#{1,6}\s*|[*_:]", "", lines[first]).strip().lower()
     under_label = lines[first].lstrip().startswith("#") and label in TITLE_HEADINGS
@@ -69,7 +68,7 @@ def with_title_as_heading(text: str) -> str:
     title = re.sub(r"^(\*\*|__)(.+)\1$", r"\2", line).strip()
     if (at == filled[-1] or line.startswith("#") or re.match(r"^([-*•+]\s|\d+[.)]\s)", line) or MARKER.search(line)
             or re.search(r"[.!?;:…]$", title) or not TITLE_WORDS[0] <= len(title.split()) <= TITLE_WORDS[1]):
-        return draft
+        return text
     lines[at] = f"# {title}"
     return "\n".join(lines[:first] + lines[at:] if under_label else lines)
 
